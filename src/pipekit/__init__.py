@@ -1,0 +1,84 @@
+"""pipekit: batch data pipelines as decorated Python functions.
+
+Tasks are functions decorated with :func:`task`; a function decorated with
+:func:`dag` wires them into a DAG; :meth:`DAG.run` runs it with fixed parameters and
+records every state change in a run-history store::
+
+    from pipekit import dag, task
+
+    @task
+    def extract(ds):
+        return [1, 2, 3]
+
+    @dag
+    def etl(ds):
+        extract(ds)
+
+    run = etl.run(ds="2024-01-05")
+
+Importing pipekit is cheap: networkx, pendulum, structlog, tenacity and the
+database drivers are imported only where they are used.
+"""
+
+from __future__ import annotations
+
+from pipekit.clock import Clock, SystemClock
+from pipekit.config import configure
+from pipekit.context import TaskContext, context, get_logger
+from pipekit.dag import DAG, dag
+from pipekit.errors import (
+    ContextError,
+    CycleError,
+    DefinitionError,
+    ParamError,
+    PipekitError,
+    RunFailed,
+    StoreError,
+    TaskTimeout,
+)
+from pipekit.params import Param
+from pipekit.retry import Retry
+from pipekit.run import Attempt, Run, TaskRun
+from pipekit.state import State
+from pipekit.task import Skip, Task, TaskRef, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DAG",
+    "Attempt",
+    "Clock",
+    "ContextError",
+    "CycleError",
+    "DefinitionError",
+    "Param",
+    "ParamError",
+    "PipekitError",
+    "Retry",
+    "Run",
+    "RunFailed",
+    "Skip",
+    "State",
+    "StoreError",
+    "SystemClock",
+    "Task",
+    "TaskContext",
+    "TaskRef",
+    "TaskRun",
+    "TaskTimeout",
+    "__version__",
+    "configure",
+    "context",
+    "dag",
+    "get_logger",
+    "task",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import the ``stores``, ``executors`` and ``testing`` subpackages on first access."""
+    if name in ("stores", "executors", "testing"):
+        import importlib
+
+        return importlib.import_module(f"pipekit.{name}")
+    raise AttributeError(f"module 'pipekit' has no attribute {name!r}")

@@ -1,0 +1,52 @@
+"""A worker process of the processes executor: ``python -m pipekit.executors._procworker R W``.
+
+It reads jobs from file descriptor R and writes outcomes to W, one cloudpickled
+frame each, so that whatever a task prints to stdout or stderr goes to the
+terminal untouched. The first frame is the parent's ``sys.path``, so that modules
+the parent can import are importable here too.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from typing import Any
+
+
+def _dump(outcome: Any) -> bytes:
+    import cloudpickle
+
+    from pipekit.executors.base import Outcome
+
+    try:
+        return bytes(cloudpickle.dumps(outcome))
+    except Exception as exc:  # the value or the error cannot cross: report that instead
+        what = "result" if outcome.ok else "error"
+        error = RuntimeError(
+            f"the task's {what} cannot be sent back from the worker process ({exc}); "
+            "return picklable values (or use the threads executor)"
+        )
+        text = outcome.error_text if not outcome.ok else f"RuntimeError: {error}"
+        return bytes(cloudpickle.dumps(Outcome(outcome.key, False, None, error, text)))
+
+
+def main(argv: list[str]) -> int:
+    """Serve jobs until the parent closes the pipe."""
+    from pipekit.executors._wire import read_frame, write_frame
+    from pipekit.executors.base import invoke
+
+    rfd, wfd = int(argv[0]), int(argv[1])
+    first = read_frame(rfd)
+    if first is None:
+        return 0
+    sys.path[:] = pickle.loads(first)
+    while True:
+        frame = read_frame(rfd)
+        if frame is None:
+            return 0
+        job = pickle.loads(frame)
+        write_frame(wfd, _dump(invoke(job)))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

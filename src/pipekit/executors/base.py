@@ -1,0 +1,116 @@
+"""The executor contract: how the run loop hands task attempts to workers.
+
+The run loop decides *what* runs and *when* (dependencies, retries, timeouts,
+history); an executor only runs single attempts somewhere (inline, in threads, in
+processes, on a cluster) and reports each outcome through a callback. Because
+retries and timeouts live in the loop, every executor behaves the same way.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pipekit.context import TaskContext, _current
+
+__all__ = ["Executor", "Job", "Outcome", "Report", "format_error", "invoke"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One attempt at one task, ready to run.
+
+    Attributes:
+        key: unique within the run; identifies the attempt in the outcome.
+        fn: the task's function.
+        args: resolved positional arguments.
+        kwargs: resolved keyword arguments.
+        context: what :func:`pipekit.context` returns inside the attempt.
+        timeout: seconds the attempt may take, or None.
+    """
+
+    key: int
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    context: TaskContext
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended.
+
+    Attributes:
+        key: the :attr:`Job.key`.
+        ok: True when the function returned.
+        value: what it returned (when ``ok``).
+        error: the exception it raised (when not ``ok``).
+        error_text: ``"Type: message"`` followed by the traceback text (when not ``ok``).
+    """
+
+    key: int
+    ok: bool
+    value: Any = None
+    error: BaseException | None = None
+    error_text: str | None = None
+
+
+Report = Callable[[Outcome], None]
+"""The callback an executor calls, from any thread, once per finished job."""
+
+
+def format_error(exc: BaseException) -> str:
+    """Return ``"Type: message"``, a blank line, then the traceback text."""
+    head = f"{type(exc).__name__}: {exc}"
+    tb = "".join(traceback.format_exception(exc)).rstrip()
+    return f"{head}\n\n{tb}"
+
+
+def invoke(job: Job) -> Outcome:
+    """Run one job in the current thread with its task context set; never raises Exception."""
+    token = _current.set(job.context)
+    try:
+        value = job.fn(*job.args, **job.kwargs)
+    except Exception as exc:
+        return Outcome(job.key, False, None, exc, format_error(exc))
+    finally:
+        _current.reset(token)
+    return Outcome(job.key, True, value)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs task attempts; the run loop is its only caller.
+
+    A conforming executor:
+
+    * after :meth:`start`, runs each submitted :class:`Job` exactly once and calls
+      ``report`` with its :class:`Outcome` (from any thread; possibly before
+      :meth:`submit` returns, as the sequential executor does);
+    * runs up to :attr:`capacity` jobs at once (the loop never submits more);
+    * on :meth:`cancel`, stops waiting for that job, frees its slot at once (a
+      process worker is terminated; a thread is abandoned) and never reports it;
+    * on :meth:`shutdown`, releases its workers; with ``cancel=True`` it kills
+      whatever still runs.
+    """
+
+    capacity: int
+
+    def start(self, report: Report) -> None:
+        """Get ready to run jobs; outcomes go to ``report``."""
+        ...
+
+    def submit(self, job: Job) -> None:
+        """Run ``job``; its outcome is reported later (or before this returns)."""
+        ...
+
+    def cancel(self, key: int) -> None:
+        """Give up on the job with this key (its timeout passed)."""
+        ...
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Release workers; kill running jobs when ``cancel``."""
+        ...

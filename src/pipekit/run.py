@@ -1,0 +1,112 @@
+"""What a run leaves behind: :class:`Run`, :class:`TaskRun` and :class:`Attempt`.
+
+These are frozen value objects. The run loop builds them for the caller of
+``DAG.run()``; stores rebuild them from history (without task results, which live
+only in the process that computed them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipekit.state import State
+
+__all__ = ["Attempt", "Run", "TaskRun"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt at one task, as recorded in the history.
+
+    Attributes:
+        run_id: the run it belongs to.
+        task_id: the task attempted.
+        number: 1 for the first attempt, 2 for the first retry, and so on.
+        state: ``running`` while it runs, then ``success`` or ``failed``.
+        started_at: when it started (UTC).
+        ended_at: when it ended, or None while running (or if the process died).
+        error: the error message and traceback text of a failed attempt.
+    """
+
+    run_id: str
+    task_id: str
+    number: int
+    state: State
+    started_at: datetime
+    ended_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """The outcome of one task within a run.
+
+    Attributes:
+        task_id: the task's id in the DAG.
+        state: its :class:`State`.
+        attempts: how many attempts were started (their history is in the store).
+        result: the value the task returned (None when read back from a store).
+        error: message and traceback text of the last failed attempt, else None.
+        started_at: start of the first attempt.
+        ended_at: end of the last attempt.
+    """
+
+    task_id: str
+    state: State
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of a DAG with fixed parameters.
+
+    Attributes:
+        id: unique, time-ordered run id.
+        dag: the DAG's name.
+        params: every run parameter, defaults included, so a re-run is identical.
+        state: ``running``, ``success`` or ``failed``.
+        started_at: when the run started (UTC).
+        ended_at: when it ended, or None while running (or if its process died).
+        tasks: task id to :class:`TaskRun`, in topological order.
+        module: the module the DAG was imported from (``__main__`` for a script).
+        file: the file that defines the DAG, if known.
+        error: why the run as a whole failed when no task explains it (an interrupt).
+    """
+
+    id: str
+    dag: str
+    params: Mapping[str, Any]
+    state: State
+    started_at: datetime
+    ended_at: datetime | None = None
+    tasks: Mapping[str, TaskRun] = field(default_factory=dict)
+    module: str | None = None
+    file: str | None = None
+    error: str | None = None
+
+    @property
+    def failed_tasks(self) -> list[str]:
+        """Ids of the tasks whose own attempts failed (not their descendants)."""
+        return [t.task_id for t in self.tasks.values() if t.state == State.FAILED]
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, or None if the run has not ended."""
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    def __str__(self) -> str:
+        """One line: id, DAG, state and task counts, for logs and the REPL."""
+        counts: dict[str, int] = {}
+        for t in self.tasks.values():
+            counts[t.state] = counts.get(t.state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return f"Run {self.id} of {self.dag!r}: {self.state} ({summary})"

@@ -1,0 +1,322 @@
+"""The run loop: runs a DAG's tasks in dependency order and records every state change.
+
+The loop owns scheduling: it launches a task once all its upstream tasks have
+succeeded, enforces per-attempt timeouts, asks each task's :class:`pipekit.Retry`
+whether and when to try again (waiting through the injected clock), marks the
+descendants of a failed task ``upstream_failed``, and writes each change to the
+store as it happens. Executors only run single attempts (see
+:mod:`pipekit.executors.base`), so every executor behaves the same.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import queue
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from pipekit.context import TaskContext
+from pipekit.errors import RunFailed, TaskTimeout
+from pipekit.executors.base import Executor, Job, Outcome, format_error
+from pipekit.params import bind_params, encode_params
+from pipekit.run import Run, TaskRun
+from pipekit.state import State
+from pipekit.stores.base import AttemptEnded, AttemptStarted, RunEnded, RunStarted, TaskStateSet
+from pipekit.task import Skip
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from pipekit.clock import Clock
+    from pipekit.dag import DAG, Node
+    from pipekit.stores.base import Store
+
+__all__ = ["execute", "new_run_id"]
+
+_QUEUED, _RUNNING, _SUCCESS, _FAILED = State.QUEUED, State.RUNNING, State.SUCCESS, State.FAILED
+_UPSTREAM_FAILED, _SKIPPED = State.UPSTREAM_FAILED, State.SKIPPED
+
+
+def new_run_id(now: datetime) -> str:
+    """A unique, time-ordered, copy-pasteable run id: ``20240105T101530-3fa9c2e1b4d7``."""
+    return f"{now:%Y%m%dT%H%M%S}-{os.urandom(6).hex()}"
+
+
+def _resolve(value: Any, results: dict[str, Any], params: dict[str, Any]) -> Any:  # noqa: PLR0911
+    from pipekit.dag import ParamRef
+    from pipekit.task import TaskRef
+
+    if isinstance(value, TaskRef):
+        return results[value.task_id]
+    if isinstance(value, ParamRef):
+        return params[value.name]
+    if isinstance(value, list):
+        return [_resolve(v, results, params) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_resolve(v, results, params) for v in value)
+    if isinstance(value, set | frozenset):
+        return type(value)(_resolve(v, results, params) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolve(v, results, params) for k, v in value.items()}
+    return value
+
+
+class _Loop:
+    """The state of one run while it executes."""
+
+    def __init__(
+        self,
+        dag: DAG,
+        run_id: str,
+        params: dict[str, Any],
+        store: Store,
+        executor: Executor,
+        clock: Clock,
+        log: Any,
+    ) -> None:
+        self.dag = dag
+        self.run_id = run_id
+        self.params = params
+        self.store = store
+        self.executor = executor
+        self.clock = clock
+        self.log = log
+        self.state: dict[str, State] = dict.fromkeys(dag.order, _QUEUED)
+        self.waiting = {tid: len(node.upstream) for tid, node in dag.tasks.items()}
+        self.attempts: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
+        self.started: dict[str, datetime] = {}
+        self.ended: dict[str, datetime] = {}
+        self.results: dict[str, Any] = {}
+        self.ready: deque[str] = deque(t for t, n in self.waiting.items() if n == 0)
+        self.timers: list[tuple[float, int, str]] = []  # (due, seq, task id) heap of retries
+        self.running: dict[int, tuple[str, float | None]] = {}  # key -> (task id, deadline)
+        self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.next_key = 0
+
+    # -- launching -------------------------------------------------------------------------
+
+    def launch(self, tid: str) -> None:
+        node: Node = self.dag.tasks[tid]
+        number = self.attempts.get(tid, 0) + 1
+        self.attempts[tid] = number
+        now = self.clock.now()
+        self.started.setdefault(tid, now)
+        self.state[tid] = _RUNNING
+        self.store.record([AttemptStarted(self.run_id, tid, number, now)])
+        self.log.debug("task_started", task=tid, attempt=number)
+        if node.dynamic:
+            args = _resolve(node.args, self.results, self.params)
+            kwargs = _resolve(node.kwargs, self.results, self.params)
+        else:
+            args, kwargs = node.args, node.kwargs
+        key = self.next_key
+        self.next_key += 1
+        timeout = node.task.timeout
+        deadline = self.clock.monotonic() + timeout if timeout is not None else None
+        self.running[key] = (tid, deadline)
+        ctx = TaskContext(self.run_id, self.dag.name, tid, number, self.params)
+        self.executor.submit(Job(key, node.task.fn, args, kwargs, ctx, timeout))
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def settle(self, outcome: Outcome) -> None:
+        entry = self.running.pop(outcome.key, None)
+        if entry is None:
+            return  # an attempt already given up on (timed out): its late result is dropped
+        tid = entry[0]
+        number = self.attempts[tid]
+        now = self.clock.now()
+        self.ended[tid] = now
+        if outcome.ok:
+            self.results[tid] = outcome.value
+            self.state[tid] = _SUCCESS
+            self.errors.pop(tid, None)
+            self.store.record([AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS)])
+            self.log.info("task_succeeded", task=tid, attempt=number)
+            for d in self.dag.downstream[tid]:
+                self.waiting[d] -= 1
+                if self.waiting[d] == 0 and self.state[d] is _QUEUED:
+                    self.ready.append(d)
+            return
+        error = outcome.error
+        text = outcome.error_text or "unknown error"
+        self.errors[tid] = text
+        if isinstance(error, Skip):
+            self.state[tid] = _SKIPPED
+            self.store.record(
+                [AttemptEnded(self.run_id, tid, number, _SKIPPED, now, _SKIPPED, text)]
+            )
+            self.log.info("task_skipped", task=tid, attempt=number, reason=str(error))
+            self.mark_descendants(tid, _SKIPPED, now)
+            return
+        task = self.dag.tasks[tid].task
+        delay = task.retry.next_delay(number, error) if error is not None else None
+        if delay is not None:
+            self.state[tid] = _QUEUED
+            self.store.record([AttemptEnded(self.run_id, tid, number, _FAILED, now, _QUEUED, text)])
+            self.log.warning(
+                "task_retrying", task=tid, attempt=number, delay=delay, error=text.split("\n", 1)[0]
+            )
+            if delay <= 0:
+                self.ready.append(tid)
+            else:
+                heapq.heappush(self.timers, (self.clock.monotonic() + delay, number, tid))
+            return
+        self.state[tid] = _FAILED
+        self.store.record([AttemptEnded(self.run_id, tid, number, _FAILED, now, _FAILED, text)])
+        self.log.error("task_failed", task=tid, attempt=number, error=text.split("\n", 1)[0])
+        self.mark_descendants(tid, _UPSTREAM_FAILED, now)
+
+    def mark_descendants(self, tid: str, state: State, now: datetime) -> None:
+        marked: list[str] = []
+        stack = list(self.dag.downstream[tid])
+        while stack:
+            d = stack.pop()
+            if self.state[d] is not _QUEUED:
+                continue  # already marked through another path
+            self.state[d] = state
+            marked.append(d)
+            stack.extend(self.dag.downstream[d])
+        if marked:
+            self.store.record([TaskStateSet(self.run_id, marked, state, now)])
+
+    def expire(self) -> None:
+        """Fail every attempt whose deadline has passed, and free its slot."""
+        now = self.clock.monotonic()
+        for key, (tid, deadline) in list(self.running.items()):
+            if deadline is not None and deadline <= now:
+                self.executor.cancel(key)
+                timeout = self.dag.tasks[tid].task.timeout or 0.0
+                exc = TaskTimeout(tid, timeout)
+                self.settle(Outcome(key, False, None, exc, format_error(exc)))
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        capacity = self.executor.capacity
+        outcomes = self.outcomes
+        while True:
+            while self.ready and len(self.running) < capacity:
+                self.launch(self.ready.popleft())
+                while not outcomes.empty():
+                    self.settle(outcomes.get_nowait())
+            while not outcomes.empty():
+                self.settle(outcomes.get_nowait())
+            if self.timers and self.timers[0][0] <= self.clock.monotonic():
+                self.ready.append(heapq.heappop(self.timers)[2])
+                continue
+            if self.ready and len(self.running) < capacity:
+                continue
+            if not self.running:
+                if not self.timers:
+                    return
+                self.clock.sleep(self.timers[0][0] - self.clock.monotonic())
+                continue
+            wake = [d for _, d in self.running.values() if d is not None]
+            if self.timers:
+                wake.append(self.timers[0][0])
+            timeout = max(0.0, min(wake) - self.clock.monotonic()) if wake else None
+            try:
+                self.settle(outcomes.get(timeout=timeout))
+            except queue.Empty:
+                self.expire()
+
+    def interrupt(self, exc: BaseException) -> str:
+        """Record the end of every running attempt after ``exc`` stopped the loop."""
+        reason = f"run interrupted by {type(exc).__name__}"
+        now = self.clock.now()
+        changes = []
+        for tid, _ in self.running.values():
+            self.state[tid] = _FAILED
+            self.errors[tid] = reason
+            self.ended[tid] = now
+            changes.append(
+                AttemptEnded(self.run_id, tid, self.attempts[tid], _FAILED, now, _FAILED, reason)
+            )
+        self.running.clear()
+        if changes:
+            self.store.record(changes)
+        return reason
+
+    def build(
+        self, state: State, started_at: datetime, ended_at: datetime, error: str | None
+    ) -> Run:
+        tasks = {
+            tid: TaskRun(
+                tid,
+                self.state[tid],
+                self.attempts.get(tid, 0),
+                self.results.get(tid),
+                self.errors.get(tid),
+                self.started.get(tid),
+                self.ended.get(tid),
+            )
+            for tid in self.dag.order
+        }
+        return Run(
+            self.run_id,
+            self.dag.name,
+            self.params,
+            state,
+            started_at,
+            ended_at,
+            tasks,
+            self.dag.module,
+            self.dag.file,
+            error,
+        )
+
+
+def execute(
+    dag: DAG,
+    params: dict[str, Any],
+    *,
+    executor: str | Executor,
+    max_workers: int | None,
+    store: Store | None,
+    raise_on_failure: bool,
+    clock: Clock | None,
+) -> Run:
+    """Run ``dag`` once with ``params``; see :meth:`pipekit.DAG.run`."""
+    import structlog
+
+    from pipekit.clock import SystemClock
+    from pipekit.config import resolve_store
+    from pipekit.executors import make_executor
+
+    bound = bind_params(dag.name, dag.params, params, dag.tz)
+    encoded = encode_params(dag.name, bound)
+    history = resolve_store(store)
+    engine = make_executor(executor, max_workers)
+    clock = clock or SystemClock()
+    started_at = clock.now()
+    run_id = new_run_id(started_at)
+    log = structlog.get_logger("pipekit").bind(dag=dag.name, run_id=run_id)
+    loop = _Loop(dag, run_id, bound, history, engine, clock, log)
+    history.record(
+        [RunStarted(run_id, dag.name, encoded, dag.order, started_at, dag.module, dag.file)]
+    )
+    log.info("run_started", attempt=1, params=encoded)
+    engine.start(loop.outcomes.put)
+    error: str | None = None
+    try:
+        loop.loop()
+    except BaseException as exc:  # Ctrl-C or a store failure: record what we know, re-raise
+        engine.shutdown(cancel=True)
+        error = loop.interrupt(exc)
+        ended_at = clock.now()
+        history.record([RunEnded(run_id, _FAILED, ended_at, error)])
+        log.error("run_finished", attempt=1, state=str(_FAILED), error=error)
+        raise
+    engine.shutdown()
+    failed = any(s is _FAILED or s is _UPSTREAM_FAILED for s in loop.state.values())
+    state = _FAILED if failed else _SUCCESS
+    ended_at = clock.now()
+    history.record([RunEnded(run_id, state, ended_at)])
+    (log.error if failed else log.info)("run_finished", attempt=1, state=str(state))
+    run = loop.build(state, started_at, ended_at, error)
+    if failed and raise_on_failure:
+        raise RunFailed(run)
+    return run

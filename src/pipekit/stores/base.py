@@ -1,0 +1,137 @@
+"""The run-history store contract.
+
+A store records what happens in runs and reads it back. The run loop describes
+every state change as a small value object (a *change*) and hands them to
+:meth:`Store.record` in order; a store applies each call's changes in one
+transaction, so a process killed at any moment leaves the history exactly as it was
+after its last recorded change. Reads rebuild :class:`pipekit.Run` objects.
+
+Stores are picked by passing an object (``DAG.run(store=SQLiteStore(path))``) or
+process-wide with ``pipekit.configure(store=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from pipekit.run import Attempt, Run
+from pipekit.state import State
+
+__all__ = [
+    "AttemptEnded",
+    "AttemptStarted",
+    "Change",
+    "RunEnded",
+    "RunStarted",
+    "Store",
+    "TaskStateSet",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """A run began: it is ``running`` and all its tasks are ``queued``.
+
+    ``params`` holds JSON-compatible values only (see :mod:`pipekit.params`'s
+    ``encode``), ``task_ids`` the DAG's tasks in topological order.
+    """
+
+    run_id: str
+    dag: str
+    params: Mapping[str, Any]
+    task_ids: Sequence[str]
+    started_at: datetime
+    module: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnded:
+    """A run finished (``success`` or ``failed``); ``error`` explains a run-level failure."""
+
+    run_id: str
+    state: State
+    ended_at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    """Attempt ``number`` of a task started; the task is ``running``."""
+
+    run_id: str
+    task_id: str
+    number: int
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnded:
+    """An attempt ended with ``state`` (``success`` or ``failed``).
+
+    ``task_state`` is the task's state afterwards: the attempt's own state, or
+    ``queued`` when a failed attempt will be retried.
+    """
+
+    run_id: str
+    task_id: str
+    number: int
+    state: State
+    ended_at: datetime
+    task_state: State
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStateSet:
+    """Tasks that never ran took a final state (``upstream_failed`` or ``skipped``)."""
+
+    run_id: str
+    task_ids: Sequence[str]
+    state: State
+    at: datetime
+
+
+Change = RunStarted | RunEnded | AttemptStarted | AttemptEnded | TaskStateSet
+"""Any state change a store records."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What a run-history store must do.
+
+    A conforming store:
+
+    * applies the changes of one :meth:`record` call atomically and in order, and
+      makes them visible to every later read, from this or any other process that
+      shares the store;
+    * is safe to call from several threads;
+    * returns from :meth:`get_run` and :meth:`list_runs` runs whose ``tasks`` are in
+      the order given by :class:`RunStarted`, whose ``params`` are the JSON values
+      recorded, and whose task ``attempts`` count the attempts started.
+    """
+
+    def record(self, changes: Sequence[Change]) -> None:
+        """Apply ``changes`` in order, all or none."""
+        ...
+
+    def get_run(self, run_id: str) -> Run:
+        """Return the run with this id; raise :class:`pipekit.StoreError` if unknown."""
+        ...
+
+    def list_runs(
+        self, dag: str | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[Run]:
+        """Return runs, newest first, optionally only of one DAG and/or in one state."""
+        ...
+
+    def attempts(self, run_id: str, task_id: str | None = None) -> list[Attempt]:
+        """Return the attempt history of a run (or of one of its tasks), oldest first."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+        ...
