@@ -1,0 +1,129 @@
+"""Run parameters: binding, defaults, conversion with pendulum, and clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+import pytest
+
+import pipekit
+from pipekit import dag, task
+from pipekit.params import bind_params, encode_params
+
+
+@task
+def echo(*values: object) -> tuple[object, ...]:
+    return values
+
+
+@dag(tz="America/New_York")
+def typed(
+    ds: dt.date,
+    at: dt.datetime | None = None,
+    n: int = 1,
+    ratio: float = 0.5,
+    full: bool = False,
+    label: str = "x",
+) -> None:
+    echo(ds, at, n, ratio, full, label)
+
+
+def test_defaults_are_filled_in_so_a_rerun_is_identical() -> None:
+    """Run.params holds every parameter, defaults included."""
+    run = typed.run(ds="2024-01-05", store=pipekit.stores.MemoryStore())
+    assert run.params == {
+        "ds": pendulum.Date(2024, 1, 5),
+        "at": None,
+        "n": 1,
+        "ratio": 0.5,
+        "full": False,
+        "label": "x",
+    }
+
+
+def test_date_strings_become_pendulum_dates() -> None:
+    """An ISO string for a date parameter arrives in the task as a pendulum Date."""
+    run = typed.run(ds="2024-02-29", store=pipekit.stores.MemoryStore())
+    value = run.tasks["echo"].result[0]
+    assert isinstance(value, pendulum.Date) and value == dt.date(2024, 2, 29)
+
+
+def test_datetime_without_zone_is_read_in_the_dag_timezone() -> None:
+    """A zone-less datetime string is interpreted in the DAG's tz."""
+    bound = bind_params(
+        "typed", typed.params, {"ds": "2024-01-05", "at": "2024-07-01T09:00"}, typed.tz
+    )
+    assert bound["at"] == pendulum.datetime(2024, 7, 1, 9, tz="America/New_York")
+    assert bound["at"].utcoffset() == dt.timedelta(hours=-4)
+
+
+def test_datetime_with_zone_keeps_it_and_naive_objects_get_the_dag_zone() -> None:
+    """Explicit offsets win; naive datetime objects are placed in the DAG's tz."""
+    bound = bind_params(
+        "typed", typed.params, {"ds": dt.date(2024, 1, 5), "at": "2024-01-01T00:00:00+02:00"}, None
+    )
+    assert bound["at"].utcoffset() == dt.timedelta(hours=2)
+    naive = bind_params(
+        "typed",
+        typed.params,
+        {"ds": "2024-01-05", "at": dt.datetime(2024, 1, 1, 12)},
+        "Europe/Berlin",
+    )
+    assert naive["at"].tzinfo is not None and naive["at"].utcoffset() == dt.timedelta(hours=1)
+
+
+def test_string_forms_of_numbers_and_bools_are_converted() -> None:
+    """Values from a command line arrive as strings and are converted by annotation."""
+    bound = bind_params(
+        "typed", typed.params, {"ds": "2024-01-05", "n": "7", "ratio": "2", "full": "yes"}, None
+    )
+    assert (bound["n"], bound["ratio"], bound["full"]) == (7, 2.0, True)
+
+
+def test_missing_required_param_is_named() -> None:
+    """Forgetting ds raises ParamError naming it, before anything runs."""
+    store = pipekit.stores.MemoryStore()
+    with pytest.raises(pipekit.ParamError) as info:
+        typed.run(store=store)
+    assert info.value.param == "ds"
+    assert "'ds'" in str(info.value)
+    assert isinstance(info.value, TypeError)
+    assert store.list_runs() == []
+
+
+def test_unknown_param_is_named_with_the_known_ones() -> None:
+    """A typo lists the DAG's real parameters."""
+    with pytest.raises(pipekit.ParamError, match="'dss'.*ds, at, n"):
+        typed.run(dss="2024-01-05", store=pipekit.stores.MemoryStore())
+
+
+@pytest.mark.parametrize(
+    ("given", "fragment"),
+    [
+        ({"ds": "2024-13-01"}, "'2024-13-01' is not an ISO date"),
+        ({"ds": "2024-01-05T10:00"}, "has a time"),
+        ({"ds": 20240105}, "20240105 is not a date"),
+        ({"ds": "2024-01-05", "n": "seven"}, "'seven' is not an int"),
+        ({"ds": "2024-01-05", "n": True}, "True is not an int"),
+        ({"ds": "2024-01-05", "ratio": "half"}, "'half' is not a float"),
+        ({"ds": "2024-01-05", "full": "maybe"}, "'maybe' is not a bool"),
+        ({"ds": "2024-01-05", "label": 3}, "3 is not a str"),
+        ({"ds": "2024-01-05", "at": "noon"}, "'noon' is not an ISO datetime"),
+    ],
+)
+def test_malformed_values_are_quoted_with_the_fix(given: dict[str, object], fragment: str) -> None:
+    """Every conversion failure is a ParamError quoting the value."""
+    with pytest.raises(pipekit.ParamError) as info:
+        bind_params("typed", typed.params, given, None)
+    assert fragment in str(info.value)
+
+
+def test_encode_params_makes_json_values() -> None:
+    """Dates become ISO strings; unrecordable objects are refused by name."""
+    encoded = encode_params(
+        "d", {"ds": pendulum.Date(2024, 1, 5), "xs": (1, 2), "m": {"k": [dt.date(2024, 1, 1)]}}
+    )
+    assert encoded == {"ds": "2024-01-05", "xs": [1, 2], "m": {"k": ["2024-01-01"]}}
+    with pytest.raises(pipekit.ParamError, match="'obj'"):
+        encode_params("d", {"obj": object()})
