@@ -103,6 +103,35 @@ class Run:
             return None
         return (self.ended_at - self.started_at).total_seconds()
 
+    def summary(self) -> str:
+        """A plain-text table of the run's tasks: state, attempts, seconds, first error line.
+
+        Example:
+            >>> print(run.summary())  # doctest: +SKIP
+            run 20240105T101530-3fa9c2e1b4d7  dag etl  success  0.01s
+            task       state    attempts  seconds  error
+            extract    success  1         0.000
+        """
+        rows = [("task", "state", "attempts", "seconds", "error")]
+        for t in self.tasks.values():
+            secs = (
+                f"{(t.ended_at - t.started_at).total_seconds():.3f}"
+                if t.started_at is not None and t.ended_at is not None
+                else ""
+            )
+            first = (t.error or "").strip().split("\n", 1)[0]
+            rows.append((t.task_id, str(t.state), str(t.attempts), secs, first))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = [
+            "  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip()
+            for r in rows
+        ]
+        took = f"{self.duration:.2f}s" if self.duration is not None else "not ended"
+        head = f"run {self.id}  dag {self.dag}  {self.state}  {took}"
+        if self.error:
+            head += f"  ({self.error})"
+        return "\n".join([head, *lines])
+
     def __str__(self) -> str:
         """One line: id, DAG, state and task counts, for logs and the REPL."""
         counts: dict[str, int] = {}
