@@ -146,7 +146,7 @@ def test_using_a_task_result_in_the_body_explains_the_model() -> None:
 
         @dag
         def unpacked() -> None:
-            p, q = one()  # type: ignore[misc]
+            _p, _q = one()  # type: ignore[misc]
 
 
 def test_shift_with_a_non_reference_is_refused() -> None:

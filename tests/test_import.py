@@ -17,6 +17,9 @@ def test_import_pipekit_loads_no_heavy_dependency() -> None:
 
 def test_subpackages_load_on_attribute_access() -> None:
     """pipekit.stores and pipekit.testing are reachable as attributes after a bare import."""
-    code = "import pipekit; print(pipekit.stores.MemoryStore.__name__, pipekit.testing.FakeClock.__name__)"
+    code = (
+        "import pipekit; "
+        "print(pipekit.stores.MemoryStore.__name__, pipekit.testing.FakeClock.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["MemoryStore", "FakeClock"]

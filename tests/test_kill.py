@@ -50,11 +50,6 @@ def test_sigkill_mid_run_leaves_the_history_up_to_the_last_change(tmp_path: Path
         states = {t: r.state for t, r in run.tasks.items()}
         assert states == {
             "first": "success",
-            "hang": "running",
-            "after": "queued",
-            "side": "queued",
-        } or states == {
-            "first": "success",
             "side": "success",
             "hang": "running",
             "after": "queued",

@@ -94,7 +94,7 @@ def test_missing_required_param_is_named() -> None:
 
 def test_unknown_param_is_named_with_the_known_ones() -> None:
     """A typo lists the DAG's real parameters."""
-    with pytest.raises(pipekit.ParamError, match="'dss'.*ds, at, n"):
+    with pytest.raises(pipekit.ParamError, match=r"'dss'.*ds, at, n"):
         typed.run(dss="2024-01-05", store=pipekit.stores.MemoryStore())
 
 

@@ -292,3 +292,38 @@ def test_run_ids_are_unique_and_time_ordered(memory_store: MemoryStore) -> None:
     ids = [etl.run(ds="2024-01-05", store=memory_store).id for _ in range(3)]
     assert len(set(ids)) == 3
     assert [r.id for r in memory_store.list_runs(dag="etl")] == ids[::-1]
+
+
+def test_ctrl_c_while_threads_run_stops_launching_and_records(memory_store: MemoryStore) -> None:
+    """SIGINT delivered to the loop thread while a worker thread runs is recorded and re-raised."""
+    import os
+    import signal
+    import threading
+
+    release = threading.Event()
+    ran: list[str] = []
+
+    @task
+    def interrupter() -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does; Python raises it in the main thread
+        release.wait(2)
+
+    @task
+    def later(x: None) -> None:
+        ran.append("later")
+
+    @dag
+    def g() -> None:
+        later(interrupter())
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            g.run(store=memory_store, executor="threads")
+    finally:
+        release.set()
+    (run,) = memory_store.list_runs(dag="g")
+    assert run.state == "failed" and run.ended_at is not None
+    assert run.tasks["interrupter"].state == "failed"
+    assert run.tasks["interrupter"].error == "run interrupted by KeyboardInterrupt"
+    assert run.tasks["later"].state == "queued"
+    assert ran == []

@@ -10,6 +10,7 @@ store as it happens. Executors only run single attempts (see
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import queue
@@ -218,9 +219,9 @@ class _Loop:
             if self.timers:
                 wake.append(self.timers[0][0])
             timeout = max(0.0, min(wake) - self.clock.monotonic()) if wake else None
-            try:
+            with contextlib.suppress(queue.Empty):
                 self.settle(outcomes.get(timeout=timeout))
-            except queue.Empty:
+            if wake:
                 self.expire()
 
     def interrupt(self, exc: BaseException) -> str:
@@ -305,9 +306,11 @@ def execute(
         loop.loop()
     except BaseException as exc:  # Ctrl-C or a store failure: record what we know, re-raise
         engine.shutdown(cancel=True)
-        error = loop.interrupt(exc)
-        ended_at = clock.now()
-        history.record([RunEnded(run_id, _FAILED, ended_at, error)])
+        try:
+            error = loop.interrupt(exc)
+            history.record([RunEnded(run_id, _FAILED, clock.now(), error)])
+        except Exception as store_exc:  # the store itself may be what failed
+            log.error("run_not_recorded", attempt=1, error=str(store_exc))
         log.error("run_finished", attempt=1, state=str(_FAILED), error=error)
         raise
     engine.shutdown()
