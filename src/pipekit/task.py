@@ -147,7 +147,12 @@ class TaskRef:
 
 
 def _refs(value: TaskRef | Sequence[TaskRef], side: str) -> list[TaskRef]:
-    items = [value] if isinstance(value, TaskRef) else list(value)
+    if isinstance(value, TaskRef):
+        items: list[Any] = [value]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        items = [value]
     for item in items:
         if not isinstance(item, TaskRef):
             raise DefinitionError(
