@@ -24,30 +24,54 @@ __all__ = [
     "encode_params",
     "from_text",
     "from_text_or_none",
+    "state_text",
     "to_state",
     "to_text",
     "to_utc",
 ]
 
 STATES: dict[str, State] = {s.value: s for s in State}
-"""State value to member, a faster lookup than calling ``State(value)``."""
+"""State value to member, a faster lookup than calling ``State(value)``.
+
+Members hash and compare like their values, so members find themselves here too.
+"""
+
+_TEXTS: dict[str, str] = {s.value: str(s.value) for s in State}
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _fromisoformat = datetime.fromisoformat
 
 
 def to_state(value: str, run_id: str) -> State:
-    """Return ``value`` as a :class:`State`; raise StoreError if it names no state."""
-    if type(value) is State:
-        return value
+    """Return ``value`` (a :class:`State` or its string) as a :class:`State` member.
+
+    Raises:
+        StoreError: ``value`` names no state.
+    """
     try:
         return STATES[value]
     except (KeyError, TypeError):
-        known = ", ".join(STATES)
-        raise StoreError(
-            f"cannot record state {value!r} for run {run_id!r}: it is not a pipekit state; "
-            f"use one of {known}"
-        ) from None
+        raise _bad_state(value, run_id) from None
+
+
+def state_text(value: str, run_id: str) -> str:
+    """Return ``value`` (a :class:`State` or its string) as a plain ``str``, for SQL.
+
+    Raises:
+        StoreError: ``value`` names no state.
+    """
+    try:
+        return _TEXTS[value]
+    except (KeyError, TypeError):
+        raise _bad_state(value, run_id) from None
+
+
+def _bad_state(value: object, run_id: str) -> StoreError:
+    known = ", ".join(STATES)
+    return StoreError(
+        f"cannot record state {value!r} for run {run_id!r}: it is not a pipekit state; "
+        f"use one of {known}"
+    )
 
 
 def to_utc(dt: datetime, run_id: str) -> datetime:

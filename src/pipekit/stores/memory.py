@@ -135,8 +135,7 @@ class MemoryStore:
         run_id = c.run_id
         if run_id in self._runs:
             raise StoreError(
-                f"run {run_id!r} is already recorded in the memory store; "
-                "give every run a new id"
+                f"run {run_id!r} is already recorded in the memory store; give every run a new id"
             )
         task_ids = list(c.task_ids)
         if len(set(task_ids)) != len(task_ids):
