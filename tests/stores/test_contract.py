@@ -20,6 +20,7 @@ from pipekit.stores import (
     AttemptStarted,
     Change,
     RunEnded,
+    RunResumed,
     RunStarted,
     Store,
     TaskStateSet,
@@ -466,3 +467,44 @@ def test_a_closed_store_refuses_use(store: Store) -> None:
     with pytest.raises(StoreError, match="closed"):
         store.record([RunEnded("r1", State.SUCCESS, at(1))])
     store.close()
+
+
+def test_run_resumed_reopens_the_run_and_resets_tasks(store: Store) -> None:
+    """RunResumed: run running again, reset tasks queued without error, attempts kept."""
+    store.record([started("r1", ["a", "b"])])
+    store.record([AttemptStarted("r1", "a", 1, at(1))])
+    store.record([AttemptEnded("r1", "a", 1, State.SUCCESS, at(2), State.SUCCESS)])
+    store.record([AttemptStarted("r1", "b", 1, at(3))])
+    store.record([AttemptEnded("r1", "b", 1, State.FAILED, at(4), State.FAILED, "boom")])
+    store.record([RunEnded("r1", State.FAILED, at(5), "x")])
+    store.record([RunResumed("r1", at(10), ["b"], ["c"])])
+    run = store.get_run("r1")
+    assert run.state == "running" and run.ended_at is None and run.error is None
+    assert run.started_at == at(0)
+    assert list(run.tasks) == ["a", "b", "c"]
+    b = run.tasks["b"]
+    assert (b.state, b.attempts, b.error, b.ended_at, b.started_at) == (
+        "queued",
+        1,
+        None,
+        None,
+        at(3),
+    )
+    assert run.tasks["a"].state == "success"
+    assert run.tasks["c"] == TaskRun("c", State.QUEUED)
+    store.record([AttemptStarted("r1", "b", 2, at(11))])
+    store.record([AttemptEnded("r1", "b", 2, State.SUCCESS, at(12), State.SUCCESS)])
+    assert [a.number for a in store.attempts("r1", "b")] == [1, 2]
+    assert store.get_run("r1").tasks["b"].attempts == 2
+
+
+def test_run_resumed_of_unknown_run_or_task_changes_nothing(store: Store) -> None:
+    """Resuming an unknown run or task raises StoreError and applies nothing."""
+    store.record([started("r1", ["a"])])
+    with pytest.raises(StoreError, match="'nope'"):
+        store.record([RunResumed("nope", at(1), [])])
+    with pytest.raises(StoreError):
+        store.record([RunResumed("r1", at(1), ["ghost"])])
+    with pytest.raises(StoreError):
+        store.record([RunResumed("r1", at(1), [], ["a"])])
+    assert list(store.get_run("r1").tasks) == ["a"]

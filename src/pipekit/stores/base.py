@@ -25,6 +25,7 @@ __all__ = [
     "AttemptStarted",
     "Change",
     "RunEnded",
+    "RunResumed",
     "RunStarted",
     "Store",
     "TaskStateSet",
@@ -46,6 +47,22 @@ class RunStarted:
     started_at: datetime
     module: str | None = None
     file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResumed:
+    """A recorded run is executed again (``pipekit.rerun``): it is ``running`` once more.
+
+    Its end time and error are cleared; each task in ``reset`` goes back to ``queued``
+    with its error and end time cleared (its attempt count and history are kept, so
+    attempt numbers keep counting); each task in ``added`` (new in the DAG since the
+    run was recorded) is appended, ``queued``.
+    """
+
+    run_id: str
+    at: datetime
+    reset: Sequence[str]
+    added: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +112,7 @@ class TaskStateSet:
     at: datetime
 
 
-Change = RunStarted | RunEnded | AttemptStarted | AttemptEnded | TaskStateSet
+Change = RunStarted | RunResumed | RunEnded | AttemptStarted | AttemptEnded | TaskStateSet
 """Any state change a store records."""
 
 

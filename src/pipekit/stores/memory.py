@@ -27,6 +27,7 @@ from pipekit.stores.base import (
     AttemptStarted,
     Change,
     RunEnded,
+    RunResumed,
     RunStarted,
     TaskStateSet,
 )
@@ -86,6 +87,7 @@ class MemoryStore:
             AttemptEnded: self._attempt_ended,
             TaskStateSet: self._task_state_set,
             RunEnded: self._run_ended,
+            RunResumed: self._run_resumed,
         }
 
     def __repr__(self) -> str:
@@ -128,7 +130,7 @@ class MemoryStore:
                 return handler
         raise TypeError(
             f"cannot record {change!r}: it is not a change; pass RunStarted, AttemptStarted, "
-            "AttemptEnded, TaskStateSet or RunEnded objects"
+            "AttemptEnded, TaskStateSet, RunResumed or RunEnded objects"
         )
 
     def _run_started(self, c: RunStarted, undo: _Undo) -> None:
@@ -236,6 +238,34 @@ class MemoryStore:
             c.error,
         )
         _put(self._runs, run_id, header, undo)
+
+    def _run_resumed(self, c: RunResumed, undo: _Undo) -> None:
+        run_id = c.run_id
+        h = self._runs.get(run_id)
+        if h is None:
+            raise _unknown_run(run_id)
+        to_utc(c.at, run_id)
+        tasks = self._run_tasks(run_id)
+        olds = [self._task(tasks, run_id, t) for t in c.reset]
+        for name in c.added:
+            if name in tasks:
+                raise StoreError(
+                    f"run {run_id!r} already has task {name!r}; list only new tasks as added"
+                )
+        header = _Header(
+            h.id, h.dag, h.params, State.RUNNING, h.started_at, h.module, h.file, None, None
+        )
+        _put(self._runs, run_id, header, undo)
+        queued = State.QUEUED
+        for t in olds:
+            _put(
+                tasks,
+                t.task_id,
+                TaskRun(t.task_id, queued, t.attempts, None, None, t.started_at),
+                undo,
+            )
+        for name in c.added:
+            _put(tasks, name, TaskRun(name, queued), undo)
 
     def _run_tasks(self, run_id: str) -> dict[str, TaskRun]:
         tasks = self._tasks.get(run_id)

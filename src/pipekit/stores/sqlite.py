@@ -42,6 +42,7 @@ from pipekit.stores.base import (
     AttemptStarted,
     Change,
     RunEnded,
+    RunResumed,
     RunStarted,
     TaskStateSet,
 )
@@ -115,6 +116,12 @@ _END_TASK: Final = (
 )
 _SET_TASK_STATE: Final = "UPDATE task_runs SET state = ? WHERE run_id = ? AND task_id = ?"
 _END_RUN: Final = "UPDATE runs SET state = ?, ended_at = ?, error = ? WHERE id = ?"
+_RESUME_RUN: Final = "UPDATE runs SET state = 'running', ended_at = NULL, error = NULL WHERE id = ?"
+_RESET_TASK: Final = (
+    "UPDATE task_runs SET state = 'queued', error = NULL, ended_at = NULL"
+    " WHERE run_id = ? AND task_id = ?"
+)
+_LAST_POSITION: Final = "SELECT COALESCE(MAX(position), -1) FROM task_runs WHERE run_id = ?"
 
 _RUN_COLUMNS: Final = "id, dag, state, params, module, file, error, started_at, ended_at"
 _TASK_COLUMNS: Final = "run_id, task_id, state, attempts, error, started_at, ended_at"
@@ -214,6 +221,7 @@ class SQLiteStore:
             AttemptEnded: self._attempt_ended,
             TaskStateSet: self._task_state_set,
             RunEnded: self._run_ended,
+            RunResumed: self._run_resumed,
         }
 
     def __repr__(self) -> str:
@@ -302,7 +310,7 @@ class SQLiteStore:
                 return handler
         raise TypeError(
             f"cannot record {change!r}: it is not a change; pass RunStarted, AttemptStarted, "
-            "AttemptEnded, TaskStateSet or RunEnded objects"
+            "AttemptEnded, TaskStateSet, RunResumed or RunEnded objects"
         )
 
     def _run_started(self, cur: sqlite3.Cursor, c: RunStarted) -> None:
@@ -379,6 +387,29 @@ class SQLiteStore:
         cur.execute(_END_RUN, (state, to_text(c.ended_at, run_id), c.error, run_id))
         if cur.rowcount != 1:
             raise self._unknown_run(run_id)
+
+    def _run_resumed(self, cur: sqlite3.Cursor, c: RunResumed) -> None:
+        run_id = c.run_id
+        to_utc(c.at, run_id)
+        cur.execute(_RESUME_RUN, (run_id,))
+        if cur.rowcount != 1:
+            raise self._unknown_run(run_id)
+        reset = list(c.reset)
+        if reset:
+            cur.executemany(_RESET_TASK, [(run_id, t) for t in reset])
+            if cur.rowcount != len(reset):
+                for task_id in reset:
+                    self._find_task(cur, run_id, task_id)
+        if c.added:
+            (last,) = cur.execute(_LAST_POSITION, (run_id,)).fetchone()
+            rows = [(run_id, t, last + 1 + i) for i, t in enumerate(c.added)]
+            try:
+                cur.executemany(_INSERT_TASK, rows)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"run {run_id!r} already has one of the tasks {list(c.added)!r}; "
+                    "list only new tasks as added"
+                ) from exc
 
     def _find_task(self, cur: sqlite3.Cursor, run_id: str, task_id: str) -> None:
         """Raise StoreError if the run or its task is not recorded (the slow path)."""
