@@ -19,7 +19,10 @@ def _dump(outcome: Any) -> bytes:
     from pipekit.executors.base import Outcome
 
     try:
-        return bytes(cloudpickle.dumps(outcome))
+        data = bytes(cloudpickle.dumps(outcome))
+        if not outcome.ok:  # errors with unusual constructors pickle but fail to load
+            pickle.loads(data)
+        return data
     except Exception as exc:  # the value or the error cannot cross: report that instead
         what = "result" if outcome.ok else "error"
         error = RuntimeError(

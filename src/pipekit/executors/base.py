@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pipekit.context import TaskContext, _current
+from pipekit.errors import PipekitError
 
-__all__ = ["Executor", "Job", "Outcome", "Report", "format_error", "invoke"]
+__all__ = ["Executor", "Job", "Outcome", "Report", "check_max_workers", "format_error", "invoke"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +70,26 @@ def format_error(exc: BaseException) -> str:
     return f"{head}\n\n{tb}"
 
 
+def check_max_workers(max_workers: int | None) -> None:
+    """Raise PipekitError unless ``max_workers`` is None or an int >= 1."""
+    if max_workers is not None and (
+        isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+    ):
+        raise PipekitError(
+            f"max_workers={max_workers!r} must be an int >= 1, or None for the executor's default"
+        )
+
+
 def invoke(job: Job) -> Outcome:
-    """Run one job in the current thread with its task context set; never raises Exception."""
+    """Run one job in the current thread with its task context set.
+
+    Every exception, ``SystemExit`` included (a task calling ``sys.exit()``), becomes a
+    failed :class:`Outcome`; only ``KeyboardInterrupt`` propagates, to stop the run.
+    """
     token = _current.set(job.context)
     try:
         value = job.fn(*job.args, **job.kwargs)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         return Outcome(job.key, False, None, exc, format_error(exc))
     finally:
         _current.reset(token)

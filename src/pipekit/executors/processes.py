@@ -20,7 +20,7 @@ from typing import Any
 
 from pipekit.errors import PipekitError
 from pipekit.executors._wire import read_frame, write_frame
-from pipekit.executors.base import Job, Outcome, Report
+from pipekit.executors.base import Job, Outcome, Report, check_max_workers
 
 __all__ = ["ProcessesExecutor"]
 
@@ -47,8 +47,7 @@ class ProcessesExecutor:
     """Runs up to ``max_workers`` attempts at once, each in its own worker process."""
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            raise PipekitError(f"max_workers={max_workers!r} must be an int >= 1")
+        check_max_workers(max_workers)
         self.capacity = max_workers or os.cpu_count() or 1
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
@@ -100,7 +99,18 @@ class ProcessesExecutor:
                 frame = None
             if frame is None:
                 break
-            outcome: Outcome = pickle.loads(frame)
+            try:
+                outcome: Outcome = pickle.loads(frame)
+            except Exception as load_error:  # pickles, but cannot be rebuilt here
+                key = worker.job
+                if key is None:
+                    continue
+                err = PipekitError(
+                    "the task's outcome could not be read back from the worker process "
+                    f"({type(load_error).__name__}: {load_error}); return and raise "
+                    "picklable objects"
+                )
+                outcome = Outcome(key, False, None, err, f"PipekitError: {err}")
             with self._lock:
                 self._busy.pop(outcome.key, None)
                 worker.job = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from pipekit.errors import TaskTimeout
-from pipekit.executors.base import Job, Outcome, Report, format_error, invoke
+from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
 
 __all__ = ["SequentialExecutor"]
 
@@ -21,6 +21,7 @@ class SequentialExecutor:
     capacity = 1
 
     def __init__(self, max_workers: int | None = None) -> None:
+        check_max_workers(max_workers)
         self._report: Report | None = None
 
     def start(self, report: Report) -> None:

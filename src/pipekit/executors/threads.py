@@ -12,8 +12,7 @@ import os
 import queue
 import threading
 
-from pipekit.errors import PipekitError
-from pipekit.executors.base import Job, Report, invoke
+from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
 
 __all__ = ["ThreadsExecutor"]
 
@@ -29,12 +28,12 @@ class ThreadsExecutor:
     """Runs up to ``max_workers`` attempts at once in daemon threads."""
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            raise PipekitError(f"max_workers={max_workers!r} must be an int >= 1")
+        check_max_workers(max_workers)
         self.capacity = max_workers or default_threads()
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._cancelled: set[int] = set()
+        self._running: set[int] = set()
         self._threads = 0
         self._submitted = 0
         self._report: Report | None = None
@@ -54,8 +53,14 @@ class ThreadsExecutor:
             job = self._jobs.get()
             if job is _STOP:
                 return
-            outcome = invoke(job)
             with self._lock:
+                self._running.add(job.key)
+            try:
+                outcome = invoke(job)
+            except BaseException as exc:  # never let a job end without an outcome
+                outcome = Outcome(job.key, False, None, exc, format_error(exc))
+            with self._lock:
+                self._running.discard(job.key)
                 if job.key in self._cancelled:
                     # This thread was replaced when its job timed out: leave quietly.
                     self._cancelled.discard(job.key)
@@ -71,8 +76,10 @@ class ThreadsExecutor:
         self._jobs.put(job)
 
     def cancel(self, key: int) -> None:
-        """Abandon the thread running ``key`` and start a replacement."""
+        """Abandon the thread running ``key`` and start a replacement (if it still runs)."""
         with self._lock:
+            if key not in self._running:
+                return  # it has finished: its outcome is reported (and will be ignored)
             self._cancelled.add(key)
             self._threads -= 1
             self._spawn()

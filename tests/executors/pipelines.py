@@ -1,0 +1,212 @@
+"""Small DAGs for the executor tests; every executor, worker processes included, can run them.
+
+Tasks report what they did through files in the run's ``workdir`` parameter rather
+than through module state, because state in a worker process never reaches the test.
+Task functions travel to worker processes by value (cloudpickle); the helpers they
+call travel by reference, so a worker imports this module, which stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pipekit
+from pipekit import dag, task
+
+RELEASE = "release"
+"""A file that, once in the workdir, ends :func:`block_until_released` (the fixture writes it)."""
+
+
+def note(workdir: str, name: str) -> int:
+    """Append ``name`` to the workdir's call log; return how often it is there now."""
+    with Path(workdir, "calls").open("a") as log:
+        log.write(f"{name}\n")
+    return calls(workdir).count(name)
+
+
+def calls(workdir: str) -> list[str]:
+    """The names noted so far, in the order the tasks ran."""
+    log = Path(workdir, "calls")
+    return log.read_text().split() if log.exists() else []
+
+
+# -- data flow ---------------------------------------------------------------------------
+
+
+@task
+def source(workdir: str, value: int) -> int:
+    note(workdir, "source")
+    return value
+
+
+@task
+def double(workdir: str, x: int) -> int:
+    note(workdir, "double")
+    return 2 * x
+
+
+@task
+def square(workdir: str, x: int) -> int:
+    note(workdir, "square")
+    return x * x
+
+
+@task
+def add(workdir: str, x: int, y: int) -> int:
+    note(workdir, "add")
+    return x + y
+
+
+@dag
+def chain(workdir: str) -> None:
+    """source(5) -> double -> double__1."""
+    double(workdir, double(workdir, source(workdir, 5)))
+
+
+@dag
+def diamond(workdir: str) -> None:
+    """source(3) -> (double, square) -> add."""
+    top = source(workdir, 3)
+    add(workdir, double(workdir, top), square(workdir, top))
+
+
+# -- failure -----------------------------------------------------------------------------
+
+
+@task
+def broken(workdir: str) -> int:
+    note(workdir, "broken")
+    raise ValueError("broken on purpose")
+
+
+@dag
+def failing(workdir: str) -> None:
+    """broken -> double -> double__1, and an independent source(7)."""
+    double(workdir, double(workdir, broken(workdir)))
+    source(workdir, 7)
+
+
+# -- retries -----------------------------------------------------------------------------
+
+
+@task(retries=2, retry_on=ConnectionError)
+def flaky(workdir: str) -> int:
+    n = note(workdir, "flaky")
+    if n < 3:
+        raise ConnectionError(f"attempt {n} failed")
+    return n
+
+
+@dag
+def recovers(workdir: str) -> None:
+    """flaky fails twice, then returns 3."""
+    flaky(workdir)
+
+
+@task(retries=3, retry_on=ConnectionError)
+def picky(workdir: str) -> int:
+    note(workdir, "picky")
+    raise ValueError("retrying will not help")
+
+
+@dag
+def gives_up(workdir: str) -> None:
+    """picky raises an error its retry_on does not cover."""
+    picky(workdir)
+
+
+# -- timeouts ----------------------------------------------------------------------------
+
+
+def block_until_released(workdir: str) -> None:
+    """Block for up to 30 s, until the workdir holds the RELEASE file."""
+    Path(workdir, "hang.pid").write_text(str(os.getpid()))
+    note(workdir, "hang")
+    deadline = time.monotonic() + 30
+    while not Path(workdir, RELEASE).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    note(workdir, "hang-ended")
+
+
+hang = task(name="hang", timeout=0.2)(block_until_released)
+
+
+@dag
+def stuck(workdir: str) -> None:
+    """hang (timeout 0.2 s) first, then an independent source(1)."""
+    hang(workdir)
+    source(workdir, 1)
+
+
+# -- context -----------------------------------------------------------------------------
+
+
+@task(retries=1)
+def whoami(workdir: str) -> dict[str, Any]:
+    ctx = pipekit.context()
+    if note(workdir, ctx.task) == 1:
+        raise ConnectionError("the first attempt fails, so that the attempt number shows")
+    return {
+        "run_id": ctx.run_id,
+        "dag": ctx.dag,
+        "task": ctx.task,
+        "attempt": ctx.attempt,
+        "params": dict(ctx.params),
+    }
+
+
+@dag
+def introspect(workdir: str, region: str = "eu", limit: int = 3) -> None:
+    """whoami twice (task ids whoami and whoami__1)."""
+    whoami(workdir)
+    whoami(workdir)
+
+
+# -- concurrency -------------------------------------------------------------------------
+
+
+@task
+def crowd(workdir: str, name: str) -> int:
+    """Stay in the workdir's "room" for 50 ms; return the most tasks seen in it at once."""
+    room = Path(workdir, "room")
+    room.mkdir(exist_ok=True)
+    me = room / name
+    me.touch()
+    most = 0
+    leave = time.monotonic() + 0.05
+    while time.monotonic() < leave:
+        most = max(most, len(os.listdir(room)))
+        time.sleep(0.005)
+    me.unlink()
+    return most
+
+
+@dag
+def crowded(workdir: str) -> None:
+    """Four independent crowd tasks."""
+    for name in "abcd":
+        crowd(workdir, name)
+
+
+@task
+def meet(workdir: str, name: str, parties: int) -> int:
+    """Wait (up to 2 s) until ``parties`` meet tasks have arrived; fail if they never do."""
+    hall = Path(workdir, "hall")
+    hall.mkdir(exist_ok=True)
+    (hall / name).touch()
+    deadline = time.monotonic() + 2
+    while (present := len(os.listdir(hall))) < parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {present} of {parties} tasks were running at once")
+        time.sleep(0.005)
+    return present
+
+
+@dag
+def gathering(workdir: str) -> None:
+    """Four meet tasks that can only finish if all four run at once."""
+    for name in "abcd":
+        meet(workdir, name, 4)

@@ -1,0 +1,268 @@
+"""The processes executor: what crossing into a worker process adds to the contract.
+
+Task functions, arguments, results and errors travel by cloudpickle; a worker that
+dies or is terminated must fail only its own attempt, and the run carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from pipekit import dag, task
+from pipekit.stores.memory import MemoryStore
+
+from . import pipelines
+
+
+@task
+def scale(x: int, factor: int) -> tuple[int, int]:
+    return os.getpid(), x * factor
+
+
+@dag
+def scaled() -> None:
+    scale(7, 6)
+
+
+def test_task_defined_in_a_test_module_runs_in_a_worker(store: MemoryStore) -> None:
+    """A task defined at module level in a test module runs in another process."""
+    run = scaled.run(executor="processes", store=store)
+    pid, value = run.tasks["scale"].result
+    assert value == 42
+    assert pid != os.getpid()
+
+
+def test_closure_and_lambda_tasks_run_in_a_worker(store: MemoryStore) -> None:
+    """Tasks made from a local closure and from a lambda travel by value to the worker."""
+    offset = 100
+
+    def shift(x: int) -> tuple[int, int]:
+        return os.getpid(), x + offset
+
+    shifted = task(shift)
+    negate = task(name="negate")(lambda pair: -pair[1])
+
+    @dag
+    def local() -> None:
+        negate(shifted(1))
+
+    run = local.run(executor="processes", store=store)
+    assert run.tasks["shift"].result[1] == 101
+    assert run.tasks["shift"].result[0] != os.getpid()
+    assert run.tasks["negate"].result == -101
+
+
+@task
+def blob(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256)
+
+
+@task
+def digest(data: bytes) -> tuple[int, int]:
+    return len(data), sum(data[:512])
+
+
+@dag
+def bulky() -> None:
+    digest(blob(4 << 20))
+
+
+def test_large_values_cross_the_pipes_intact(store: MemoryStore) -> None:
+    """A result and an argument far larger than a pipe's buffer arrive whole."""
+    run = bulky.run(executor="processes", store=store)
+    assert run.tasks["digest"].result == (4 << 20, 2 * sum(range(256)))
+    assert len(run.tasks["blob"].result) == 4 << 20
+
+
+@task
+def doomed() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task(retries=1)
+def phoenix(marker: str) -> int:
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@dag
+def killed() -> None:
+    doomed()
+
+
+@dag
+def reborn(marker: str) -> None:
+    phoenix(marker)
+
+
+def test_killed_worker_fails_its_attempt(store: MemoryStore) -> None:
+    """A worker killed mid-task fails that attempt with an error naming the worker's death."""
+    run = killed.run(executor="processes", store=store, raise_on_failure=False)
+    died = run.tasks["doomed"]
+    assert died.state == "failed"
+    assert died.attempts == 1
+    assert died.error is not None
+    assert "worker process running this attempt died" in died.error
+    assert f"exit code {-signal.SIGKILL}" in died.error
+
+
+def test_killed_worker_attempt_is_retried_in_a_new_worker(
+    store: MemoryStore, tmp_path: Path
+) -> None:
+    """After a worker dies, the retry runs in a fresh worker and succeeds."""
+    run = reborn.run(executor="processes", store=store, marker=str(tmp_path / "marker"))
+    phoenix_run = run.tasks["phoenix"]
+    assert phoenix_run.state == "success"
+    assert phoenix_run.attempts == 2
+    assert phoenix_run.result != os.getpid()
+    first, second = store.attempts(run.id, "phoenix")
+    assert first.state == "failed"
+    assert first.error is not None
+    assert "died" in first.error
+    assert second.state == "success"
+
+
+@task
+def make_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+@task
+def pid() -> int:
+    return os.getpid()
+
+
+@dag
+def unpicklable_result() -> None:
+    """With one worker these run in order: pid, make_lock, pid__1."""
+    pid()
+    make_lock()
+    pid()
+
+
+def test_unpicklable_result_fails_clearly_and_keeps_the_worker(store: MemoryStore) -> None:
+    """A result that cannot be pickled fails its task with a clear error; the worker lives on."""
+    run = unpicklable_result.run(
+        executor="processes", store=store, max_workers=1, raise_on_failure=False
+    )
+    lock = run.tasks["make_lock"]
+    assert lock.state == "failed"
+    assert lock.error is not None
+    assert "result cannot be sent back from the worker process" in lock.error
+    assert "_thread.lock" in lock.error
+    # One worker served all three tasks: the bad result did not cost it its life.
+    assert run.tasks["pid__1"].state == "success"
+    assert run.tasks["pid__1"].result == run.tasks["pid"].result
+
+
+@task
+def consume(value: object) -> str:
+    return repr(value)
+
+
+@dag
+def unpicklable_argument() -> None:
+    consume(threading.Lock())
+
+
+def test_unpicklable_argument_fails_clearly(store: MemoryStore) -> None:
+    """An argument that cannot be pickled fails the task with an error saying what to do."""
+    run = unpicklable_argument.run(executor="processes", store=store, raise_on_failure=False)
+    failed = run.tasks["consume"]
+    assert failed.state == "failed"
+    assert failed.attempts == 1
+    assert failed.error is not None
+    assert "'consume' or its arguments cannot be sent to a worker process" in failed.error
+    assert "use the threads executor" in failed.error
+
+
+class LockedError(Exception):
+    """An exception that cannot be pickled: it holds a lock."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+@task
+def raise_locked() -> None:
+    raise LockedError("the original message")
+
+
+@dag
+def unpicklable_error() -> None:
+    raise_locked()
+
+
+def test_unpicklable_error_keeps_its_message(store: MemoryStore) -> None:
+    """An exception that cannot be pickled still fails the task with its own text."""
+    run = unpicklable_error.run(executor="processes", store=store, raise_on_failure=False)
+    failed = run.tasks["raise_locked"]
+    assert failed.state == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith("LockedError: the original message")
+    assert "Traceback (most recent call last)" in failed.error
+
+
+class TwoPartError(Exception):
+    """An exception that pickles but cannot be rebuilt: its constructor takes two arguments."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what} failed: {why}")
+
+
+@task(timeout=0.3)
+def raise_two_part() -> None:
+    raise TwoPartError("load", "disk full")
+
+
+@dag
+def unrebuildable_error() -> None:
+    raise_two_part()
+
+
+def test_error_that_cannot_be_rebuilt_still_fails_the_task(store: MemoryStore) -> None:
+    """An exception that pickles but fails to unpickle fails its task at once, with its text."""
+    run = unrebuildable_error.run(executor="processes", store=store, raise_on_failure=False)
+    failed = run.tasks["raise_two_part"]
+    assert failed.state == "failed"
+    assert failed.error is not None
+    assert "load failed: disk full" in failed.error
+
+
+hang_long = task(name="hang", timeout=0.5)(pipelines.block_until_released)
+
+
+@dag
+def stuck_worker(workdir: str) -> None:
+    hang_long(workdir)
+
+
+def _gone(pid: int) -> bool:
+    """True when process ``pid`` has ended (exited, or a zombie awaiting its reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_timed_out_worker_is_terminated(store: MemoryStore, workdir: str) -> None:
+    """The worker process of a timed-out attempt is terminated, not left running."""
+    run = stuck_worker.run(
+        executor="processes", store=store, workdir=workdir, raise_on_failure=False
+    )
+    assert run.tasks["hang"].error is not None
+    assert run.tasks["hang"].error.startswith("TaskTimeout")
+    worker = int(Path(workdir, "hang.pid").read_text())
+    assert worker != os.getpid()
+    deadline = time.monotonic() + 1
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _gone(worker)

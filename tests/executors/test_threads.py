@@ -1,0 +1,122 @@
+"""The threads executor: abandoning timed-out threads without losing capacity.
+
+A thread cannot be killed, so a timed-out attempt's thread is abandoned and a
+replacement started; these tests pin that the pool neither shrinks nor grows, and
+that an abandoned attempt's late outcome is never reported.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from pipekit import dag, task
+from pipekit.context import TaskContext
+from pipekit.executors import Job, Outcome, ThreadsExecutor
+from pipekit.stores.memory import MemoryStore
+
+from .pipelines import calls, gathering, hang, source
+
+WAIT = 2.0
+"""Upper bound, in seconds, on waiting for a worker thread; passing tests never wait this long."""
+
+
+def _job(key: int, fn: Callable[[], object]) -> Job:
+    return Job(key, fn, (), {}, TaskContext("run", "dag", f"task{key}", 1, {}))
+
+
+@dag
+def stuck_twice(workdir: str) -> None:
+    """Two blocked tasks, then two that finish at once; all independent."""
+    hang(workdir)
+    hang(workdir)
+    source(workdir, 1)
+    source(workdir, 2)
+
+
+def test_timed_out_threads_are_replaced(store: MemoryStore, workdir: str) -> None:
+    """With max_workers=1, tasks queued behind two timed-out ones still run, each in turn."""
+    started = time.monotonic()
+    run = stuck_twice.run(
+        executor="threads", store=store, workdir=workdir, max_workers=1, raise_on_failure=False
+    )
+    elapsed = time.monotonic() - started
+    assert [run.tasks[t].state for t in ("hang", "hang__1")] == ["failed", "failed"]
+    assert [run.tasks[t].result for t in ("source", "source__1")] == [1, 2]
+    # Both blocked attempts started and were abandoned, not waited for.
+    assert calls(workdir) == ["hang", "hang", "source", "source"]
+    assert elapsed < 1.5  # each blocked task would hold the run for 30 s
+
+
+def test_independent_tasks_overlap(store: MemoryStore, workdir: str) -> None:
+    """With enough workers, four independent tasks all run at the same time."""
+    run = gathering.run(executor="threads", store=store, workdir=workdir, max_workers=4)
+    assert [r.result for r in run.tasks.values()] == [4, 4, 4, 4]
+
+
+def test_cancelled_attempt_is_never_reported() -> None:
+    """An abandoned attempt that ends later reports nothing; its replacement takes new jobs."""
+    executor = ThreadsExecutor(1)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    started, gate = threading.Event(), threading.Event()
+    abandoned: list[threading.Thread] = []
+
+    def blocked() -> str:
+        abandoned.append(threading.current_thread())
+        started.set()
+        gate.wait(WAIT)
+        return "late"
+
+    executor.submit(_job(0, blocked))
+    assert started.wait(WAIT)
+    executor.cancel(0)
+    executor.submit(_job(1, lambda: "fresh"))
+    assert outcomes.get(timeout=WAIT).value == "fresh"
+    gate.set()
+    abandoned[0].join(WAIT)
+    assert not abandoned[0].is_alive()
+    executor.shutdown()
+    assert outcomes.empty()
+
+
+def _workers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "pipekit-worker"}
+
+
+def test_cancel_after_the_outcome_leaves_no_thread_behind() -> None:
+    """cancel() racing a just-reported outcome does not leave a worker thread after shutdown."""
+    before = _workers()
+    executor = ThreadsExecutor(2)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    executor.submit(_job(0, lambda: "done"))
+    assert outcomes.get(timeout=WAIT).ok
+    executor.cancel(0)  # what the run loop does when the deadline passes as the outcome arrives
+    executor.shutdown()
+    mine = _workers() - before
+    for thread in mine:
+        thread.join(0.2)
+    assert [t for t in mine if t.is_alive()] == []
+
+
+@task(timeout=0.3)
+def quits() -> None:
+    sys.exit(3)
+
+
+@dag
+def quitting() -> None:
+    quits()
+
+
+def test_system_exit_in_a_task_fails_it(store: MemoryStore) -> None:
+    """A task calling sys.exit() fails with an error naming SystemExit instead of being lost."""
+    run = quitting.run(executor="threads", store=store, raise_on_failure=False)
+    quit_run = run.tasks["quits"]
+    assert quit_run.state == "failed"
+    assert quit_run.error is not None
+    assert "SystemExit" in quit_run.error
