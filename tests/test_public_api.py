@@ -32,6 +32,12 @@ EXPECTED = {
     "dag",
     "get_logger",
     "task",
+    "BackfillReport",
+    "DateOutcome",
+    "atomic_path",
+    "backfill",
+    "prune",
+    "rerun",
 }
 
 

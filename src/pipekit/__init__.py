@@ -22,6 +22,7 @@ database drivers are imported only where they are used.
 
 from __future__ import annotations
 
+from pipekit.backfill import backfill
 from pipekit.clock import Clock, SystemClock
 from pipekit.config import configure
 from pipekit.context import TaskContext, context, get_logger
@@ -36,7 +37,10 @@ from pipekit.errors import (
     StoreError,
     TaskTimeout,
 )
+from pipekit.outputs import atomic_path
 from pipekit.params import Param
+from pipekit.recovery import prune, rerun
+from pipekit.report import BackfillReport, DateOutcome
 from pipekit.retry import Retry
 from pipekit.run import Attempt, Run, TaskRun
 from pipekit.state import State
@@ -47,9 +51,11 @@ __version__ = "0.1.0"
 __all__ = [
     "DAG",
     "Attempt",
+    "BackfillReport",
     "Clock",
     "ContextError",
     "CycleError",
+    "DateOutcome",
     "DefinitionError",
     "Param",
     "ParamError",
@@ -67,17 +73,21 @@ __all__ = [
     "TaskRun",
     "TaskTimeout",
     "__version__",
+    "atomic_path",
+    "backfill",
     "configure",
     "context",
     "dag",
     "get_logger",
+    "prune",
+    "rerun",
     "task",
 ]
 
 
 def __getattr__(name: str) -> object:
-    """Import the ``stores``, ``executors`` and ``testing`` subpackages on first access."""
-    if name in ("stores", "executors", "testing"):
+    """Import the ``stores``, ``executors``, ``results`` and ``testing`` subpackages on first use."""
+    if name in ("stores", "executors", "results", "testing"):
         import importlib
 
         return importlib.import_module(f"pipekit.{name}")

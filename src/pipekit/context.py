@@ -26,6 +26,7 @@ class TaskContext:
         task: the task's id.
         attempt: 1 for the first attempt, 2 for the first retry, ...
         params: the run's parameters.
+        output: the task's rendered ``output=`` path, or None.
     """
 
     run_id: str
@@ -33,6 +34,7 @@ class TaskContext:
     task: str
     attempt: int
     params: Mapping[str, Any]
+    output: str | None = None
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("pipekit_task_context", default=None)

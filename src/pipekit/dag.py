@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
 __all__ = ["DAG", "Node", "ParamRef", "dag"]
 
 RESERVED = frozenset({"executor", "max_workers", "store", "raise_on_failure", "clock"})
+
+_registry: weakref.WeakValueDictionary[str, DAG] = weakref.WeakValueDictionary()
+"""DAGs defined in this process by name (the latest definition wins), for re-runs."""
+
+
+def registered(name: str) -> DAG | None:
+    """Return the DAG of this name defined most recently in this process, if any."""
+    return _registry.get(name)
 
 
 class ParamRef:
@@ -80,6 +89,7 @@ class Node:
         kwargs: keyword arguments, likewise.
         upstream: ids of the tasks it waits for (data and ordering), in order added.
         dynamic: True when ``args``/``kwargs`` hold references to resolve at run time.
+        inputs: ids of the tasks whose values it receives (a subset of ``upstream``).
     """
 
     task_id: str
@@ -88,6 +98,7 @@ class Node:
     kwargs: Mapping[str, Any]
     upstream: tuple[str, ...]
     dynamic: bool
+    inputs: tuple[str, ...] = ()
 
 
 def _scan(value: Any, found: list[str]) -> bool:
@@ -116,6 +127,7 @@ class _DagBuilder:
     def __init__(self, dag_name: str) -> None:
         self.dag_name = dag_name
         self.calls: dict[str, tuple[Task[Any, Any], tuple[Any, ...], dict[str, Any], bool]] = {}
+        self.inputs: dict[str, tuple[str, ...]] = {}
         self.upstream: dict[str, list[str]] = {}
         self.counts: dict[str, int] = {}
 
@@ -144,6 +156,7 @@ class _DagBuilder:
         task_id = self._new_id(task.name)
         self.calls[task_id] = (task, args, kwargs, dynamic)
         self.upstream[task_id] = list(dict.fromkeys(found))
+        self.inputs[task_id] = tuple(self.upstream[task_id])
         return TaskRef(self, task_id)
 
     def add_edges(self, upstream: Sequence[TaskRef], downstream: Sequence[TaskRef]) -> None:
@@ -232,13 +245,37 @@ class DAG:
         self.tasks: dict[str, Node] = {}
         for tid in self.order:
             t, args, kwargs, dynamic = builder.calls[tid]
-            self.tasks[tid] = Node(tid, t, args, kwargs, tuple(builder.upstream[tid]), dynamic)
+            self.tasks[tid] = Node(
+                tid, t, args, kwargs, tuple(builder.upstream[tid]), dynamic, builder.inputs[tid]
+            )
         downstream: dict[str, list[str]] = {t: [] for t in self.order}
         for tid in self.order:
             for u in self.tasks[tid].upstream:
                 downstream[u].append(tid)
         self.downstream: dict[str, tuple[str, ...]] = {t: tuple(d) for t, d in downstream.items()}
+        consumers: dict[str, list[str]] = {t: [] for t in self.order}
+        for tid in self.order:
+            for u in self.tasks[tid].inputs:
+                consumers[u].append(tid)
+        self.consumers: dict[str, tuple[str, ...]] = {t: tuple(c) for t, c in consumers.items()}
+        """Task id to the tasks that receive its value (its result is kept for re-runs)."""
+        self._check_outputs()
+        _registry[self.name] = self
         self._graph: networkx.DiGraph | None = None
+
+    def _check_outputs(self) -> None:
+        from pipekit.outputs import output_fields
+
+        for tid, node in self.tasks.items():
+            if node.task.output is None:
+                continue
+            for field in output_fields(node.task.output):
+                if field not in self.params:
+                    raise DefinitionError(
+                        f"task {tid!r} in DAG {self.name!r} has output={node.task.output!r}, "
+                        f"whose field {{{field}}} is not a run parameter; use one of: "
+                        f"{', '.join(self.params) or 'none (the DAG has no parameters)'}"
+                    )
 
     @property
     def graph(self) -> networkx.DiGraph:

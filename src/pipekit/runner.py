@@ -3,9 +3,10 @@
 The loop owns scheduling: it launches a task once all its upstream tasks have
 succeeded, enforces per-attempt timeouts, asks each task's :class:`pipekit.Retry`
 whether and when to try again (waiting through the injected clock), marks the
-descendants of a failed task ``upstream_failed``, and writes each change to the
-store as it happens. Executors only run single attempts (see
-:mod:`pipekit.executors.base`), so every executor behaves the same.
+descendants of a failed task ``upstream_failed``, saves succeeded tasks' results for
+re-runs, and writes each change to the store as it happens. Executors only run
+single attempts (see :mod:`pipekit.executors.base`), so every executor behaves the
+same. A re-run (:class:`Resume`) is the same loop started from a recorded run.
 """
 
 from __future__ import annotations
@@ -15,15 +16,25 @@ import heapq
 import os
 import queue
 from collections import deque
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipekit.context import TaskContext
 from pipekit.errors import RunFailed, TaskTimeout
 from pipekit.executors.base import Executor, Job, Outcome, format_error
 from pipekit.params import bind_params, encode_params
+from pipekit.retry import NO_RETRY
 from pipekit.run import Run, TaskRun
 from pipekit.state import State
-from pipekit.stores.base import AttemptEnded, AttemptStarted, RunEnded, RunStarted, TaskStateSet
+from pipekit.stores.base import (
+    AttemptEnded,
+    AttemptStarted,
+    RunEnded,
+    RunResumed,
+    RunStarted,
+    TaskStateSet,
+)
 from pipekit.task import Skip
 
 if TYPE_CHECKING:
@@ -31,12 +42,30 @@ if TYPE_CHECKING:
 
     from pipekit.clock import Clock
     from pipekit.dag import DAG, Node
+    from pipekit.results.base import ResultStore
     from pipekit.stores.base import Store
 
-__all__ = ["execute", "new_run_id"]
+__all__ = ["Resume", "execute", "new_run_id"]
 
 _QUEUED, _RUNNING, _SUCCESS, _FAILED = State.QUEUED, State.RUNNING, State.SUCCESS, State.FAILED
 _UPSTREAM_FAILED, _SKIPPED = State.UPSTREAM_FAILED, State.SKIPPED
+
+
+@dataclass
+class Resume:
+    """What a re-run starts from (built by :func:`pipekit.rerun`).
+
+    Attributes:
+        run: the recorded run being executed again (its id, start and tasks).
+        todo: the tasks to execute; every other task of the DAG is done.
+        results: values of done tasks that tasks in ``todo`` need.
+        added: tasks of the DAG that the recorded run did not have (all in ``todo``).
+    """
+
+    run: Run
+    todo: set[str]
+    results: dict[str, Any] = field(default_factory=dict)
+    added: list[str] = field(default_factory=list)
 
 
 def new_run_id(now: datetime) -> str:
@@ -75,6 +104,11 @@ class _Loop:
         executor: Executor,
         clock: Clock,
         log: Any,
+        *,
+        results: ResultStore,
+        retries: bool,
+        force: Collection[str],
+        resume: Resume | None,
     ) -> None:
         self.dag = dag
         self.run_id = run_id
@@ -83,23 +117,61 @@ class _Loop:
         self.executor = executor
         self.clock = clock
         self.log = log
+        self.result_store = results
+        self.retries = retries
+        self.force = force
         self.state: dict[str, State] = dict.fromkeys(dag.order, _QUEUED)
-        self.waiting = {tid: len(node.upstream) for tid, node in dag.tasks.items()}
         self.attempts: dict[str, int] = {}
+        self.base: dict[str, int] = {}  # attempts made before this execution (re-runs)
         self.errors: dict[str, str] = {}
         self.started: dict[str, datetime] = {}
         self.ended: dict[str, datetime] = {}
         self.results: dict[str, Any] = {}
-        self.ready: deque[str] = deque(t for t, n in self.waiting.items() if n == 0)
+        if resume is None:
+            self.waiting = {tid: len(node.upstream) for tid, node in dag.tasks.items()}
+        else:
+            self.restore(resume)
+        self.ready: deque[str] = deque(
+            t for t, n in self.waiting.items() if n == 0 and self.state[t] is _QUEUED
+        )
         self.timers: list[tuple[float, int, str]] = []  # (due, seq, task id) heap of retries
         self.running: dict[int, tuple[str, float | None]] = {}  # key -> (task id, deadline)
         self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.next_key = 0
 
+    def restore(self, resume: Resume) -> None:
+        """Start from a recorded run: done tasks keep their state; ``todo`` waits on ``todo``."""
+        todo = resume.todo
+        self.results.update(resume.results)
+        for tid, rec in resume.run.tasks.items():
+            if tid not in self.state:
+                continue
+            self.attempts[tid] = self.base[tid] = rec.attempts
+            if tid not in todo:
+                self.state[tid] = rec.state
+                if rec.error:
+                    self.errors[tid] = rec.error
+                if rec.started_at is not None:
+                    self.started[tid] = rec.started_at
+                if rec.ended_at is not None:
+                    self.ended[tid] = rec.ended_at
+        self.waiting = {
+            tid: sum(1 for u in node.upstream if u in todo) if tid in todo else 0
+            for tid, node in self.dag.tasks.items()
+        }
+
     # -- launching -------------------------------------------------------------------------
 
     def launch(self, tid: str) -> None:
         node: Node = self.dag.tasks[tid]
+        output = None
+        if node.task.output is not None:
+            from pipekit.outputs import render_output
+
+            output = render_output(node.task.output, self.params)
+            if tid not in self.force and os.path.exists(output):
+                self.skip_existing(tid, output)
+                return
         number = self.attempts.get(tid, 0) + 1
         self.attempts[tid] = number
         now = self.clock.now()
@@ -117,8 +189,25 @@ class _Loop:
         timeout = node.task.timeout
         deadline = self.clock.monotonic() + timeout if timeout is not None else None
         self.running[key] = (tid, deadline)
-        ctx = TaskContext(self.run_id, self.dag.name, tid, number, self.params)
+        ctx = TaskContext(self.run_id, self.dag.name, tid, number, self.params, output)
         self.executor.submit(Job(key, node.task.fn, args, kwargs, ctx, timeout))
+
+    def skip_existing(self, tid: str, output: str) -> None:
+        """The task's output exists: record it skipped and let its downstream tasks run."""
+        reason = f"output exists: {output}"
+        self.state[tid] = _SKIPPED
+        self.errors[tid] = reason
+        self.results[tid] = output
+        self.store.record([TaskStateSet(self.run_id, [tid], _SKIPPED, self.clock.now(), reason)])
+        self.log.info("task_skipped", task=tid, attempt=self.attempts.get(tid, 0), reason=reason)
+        self.release(tid)
+
+    def release(self, tid: str) -> None:
+        """``tid`` is satisfied: queue each downstream task that waits for nothing else."""
+        for d in self.dag.downstream[tid]:
+            self.waiting[d] -= 1
+            if self.waiting[d] == 0 and self.state[d] is _QUEUED:
+                self.ready.append(d)
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -131,15 +220,7 @@ class _Loop:
         now = self.clock.now()
         self.ended[tid] = now
         if outcome.ok:
-            self.results[tid] = outcome.value
-            self.state[tid] = _SUCCESS
-            self.errors.pop(tid, None)
-            self.store.record([AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS)])
-            self.log.info("task_succeeded", task=tid, attempt=number)
-            for d in self.dag.downstream[tid]:
-                self.waiting[d] -= 1
-                if self.waiting[d] == 0 and self.state[d] is _QUEUED:
-                    self.ready.append(d)
+            self.succeed(tid, number, outcome.value, now)
             return
         error = outcome.error
         text = outcome.error_text or "unknown error"
@@ -152,13 +233,15 @@ class _Loop:
             self.log.info("task_skipped", task=tid, attempt=number, reason=str(error))
             self.mark_descendants(tid, _SKIPPED, now)
             return
-        task = self.dag.tasks[tid].task
-        delay = task.retry.next_delay(number, error) if error is not None else None
+        policy = self.dag.tasks[tid].task.retry if self.retries else NO_RETRY
+        local = number - self.base.get(tid, 0)  # the policy counts this execution's attempts
+        delay = policy.next_delay(local, error) if error is not None else None
+        first_line = text.split("\n", 1)[0]
         if delay is not None:
             self.state[tid] = _QUEUED
             self.store.record([AttemptEnded(self.run_id, tid, number, _FAILED, now, _QUEUED, text)])
             self.log.warning(
-                "task_retrying", task=tid, attempt=number, delay=delay, error=text.split("\n", 1)[0]
+                "task_retrying", task=tid, attempt=number, delay=delay, error=first_line
             )
             if delay <= 0:
                 self.ready.append(tid)
@@ -167,8 +250,28 @@ class _Loop:
             return
         self.state[tid] = _FAILED
         self.store.record([AttemptEnded(self.run_id, tid, number, _FAILED, now, _FAILED, text)])
-        self.log.error("task_failed", task=tid, attempt=number, error=text.split("\n", 1)[0])
+        self.log.error("task_failed", task=tid, attempt=number, error=first_line)
         self.mark_descendants(tid, _UPSTREAM_FAILED, now)
+
+    def succeed(self, tid: str, number: int, value: Any, now: datetime) -> None:
+        self.results[tid] = value
+        self.state[tid] = _SUCCESS
+        self.errors.pop(tid, None)
+        # Only values that another task receives are needed by a re-run.
+        if (
+            self.dag.tasks[tid].task.persist
+            and self.dag.consumers[tid]
+            and not self.result_store.save(self.run_id, tid, value)
+        ):
+            self.log.warning(
+                "result_not_persisted",
+                task=tid,
+                attempt=number,
+                reason="the value cannot be pickled; a re-run executes the task again",
+            )
+        self.store.record([AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS)])
+        self.log.info("task_succeeded", task=tid, attempt=number)
+        self.release(tid)
 
     def mark_descendants(self, tid: str, state: State, now: datetime) -> None:
         marked: list[str] = []
@@ -272,34 +375,75 @@ class _Loop:
 
 def execute(
     dag: DAG,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     *,
     executor: str | Executor,
     max_workers: int | None,
     store: Store | None,
     raise_on_failure: bool,
     clock: Clock | None,
+    retries: bool = True,
+    force: Collection[str] = (),
+    resume: Resume | None = None,
 ) -> Run:
-    """Run ``dag`` once with ``params``; see :meth:`pipekit.DAG.run`."""
+    """Run ``dag`` once with ``params`` (or finish ``resume``'s run); see :meth:`pipekit.DAG.run`.
+
+    Args:
+        dag: the DAG.
+        params: its run parameters, as given (checked and converted here).
+        executor: an executor name or object.
+        max_workers: bound on concurrent tasks for a named executor.
+        store: the history store (None: the default).
+        raise_on_failure: raise :class:`pipekit.RunFailed` when the run fails.
+        clock: the time source (None: the system clock).
+        retries: False runs every task once, whatever its retry policy (backfills).
+        force: tasks that run even when their ``output=`` exists.
+        resume: a recorded run to execute again, keeping its id (see ``pipekit.rerun``).
+    """
     import structlog
 
     from pipekit.clock import SystemClock
     from pipekit.config import resolve_store
     from pipekit.executors import make_executor
+    from pipekit.results import results_for
 
     bound = bind_params(dag.name, dag.params, params, dag.tz)
     encoded = encode_params(dag.name, bound)
     history = resolve_store(store)
     engine = make_executor(executor, max_workers)
     clock = clock or SystemClock()
-    started_at = clock.now()
-    run_id = new_run_id(started_at)
+    now = clock.now()
+    if resume is None:
+        run_id, started_at = new_run_id(now), now
+    else:
+        run_id, started_at = resume.run.id, resume.run.started_at
     log = structlog.get_logger("pipekit").bind(dag=dag.name, run_id=run_id)
-    loop = _Loop(dag, run_id, bound, history, engine, clock, log)
-    history.record(
-        [RunStarted(run_id, dag.name, encoded, dag.order, started_at, dag.module, dag.file)]
+    # Run events carry attempt=1 on a first execution; a re-run's are marked rerun=True.
+    tag: dict[str, Any] = {"attempt": 1} if resume is None else {"rerun": True}
+    loop = _Loop(
+        dag,
+        run_id,
+        bound,
+        history,
+        engine,
+        clock,
+        log,
+        results=results_for(history),
+        retries=retries,
+        force=frozenset(force),
+        resume=resume,
     )
-    log.info("run_started", attempt=1, params=encoded)
+    if resume is None:
+        history.record(
+            [RunStarted(run_id, dag.name, encoded, dag.order, started_at, dag.module, dag.file)]
+        )
+        log.info("run_started", params=encoded, **tag)
+    else:
+        added = set(resume.added)
+        reset = [t for t in dag.order if t in resume.todo and t not in added]
+        history.record([RunResumed(run_id, now, reset, list(resume.added))])
+        todo = [t for t in dag.order if t in resume.todo]
+        log.info("run_started", params=encoded, tasks=todo, **tag)
     engine.start(loop.outcomes.put)
     error: str | None = None
     try:
@@ -310,15 +454,15 @@ def execute(
             error = loop.interrupt(exc)
             history.record([RunEnded(run_id, _FAILED, clock.now(), error)])
         except Exception as store_exc:  # the store itself may be what failed
-            log.error("run_not_recorded", attempt=1, error=str(store_exc))
-        log.error("run_finished", attempt=1, state=str(_FAILED), error=error)
+            log.error("run_not_recorded", error=str(store_exc))
+        log.error("run_finished", state=str(_FAILED), error=error, **tag)
         raise
     engine.shutdown()
     failed = any(s is _FAILED or s is _UPSTREAM_FAILED for s in loop.state.values())
     state = _FAILED if failed else _SUCCESS
     ended_at = clock.now()
     history.record([RunEnded(run_id, state, ended_at)])
-    (log.error if failed else log.info)("run_finished", attempt=1, state=str(state))
+    (log.error if failed else log.info)("run_finished", state=str(state), **tag)
     run = loop.build(state, started_at, ended_at, error)
     if failed and raise_on_failure:
         raise RunFailed(run)

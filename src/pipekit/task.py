@@ -55,16 +55,27 @@ class Task(Generic[P, R]):
     """A Python function with a task's options (name, retry policy, timeout).
 
     Create one with :func:`task`. Attributes: ``fn`` (the function), ``name``,
-    ``retry`` (a :class:`pipekit.Retry`), ``timeout`` (seconds per attempt or None).
+    ``retry`` (a :class:`pipekit.Retry`), ``timeout`` (seconds per attempt or None),
+    ``persist`` (keep the result for re-runs), ``output`` (the path template of the
+    file it produces, or None).
     """
 
     fn: Callable[P, R]
     name: str
     retry: Retry
     timeout: float | None
+    persist: bool
+    output: str | None
 
     def __init__(
-        self, fn: Callable[P, R], *, name: str | None, retry: Retry, timeout: float | None
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None,
+        retry: Retry,
+        timeout: float | None,
+        persist: bool = True,
+        output: str | None = None,
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {fn!r}")
@@ -72,6 +83,8 @@ class Task(Generic[P, R]):
         self.name = name or fn.__name__
         self.retry = retry
         self.timeout = timeout
+        self.persist = persist
+        self.output = output
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -195,6 +208,8 @@ def task(
     retry_on: ExcTypes = Exception,
     retry: Retry | None = None,
     timeout: float | None = None,
+    persist: bool = True,
+    output: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -211,6 +226,8 @@ def task(
     retry_on: ExcTypes = Exception,
     retry: Retry | None = None,
     timeout: float | None = None,
+    persist: bool = True,
+    output: str | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task; use as ``@task`` or ``@task(...)``.
 
@@ -226,6 +243,12 @@ def task(
         retry: a whole :class:`pipekit.Retry` policy instead of the ``retry*`` options.
         timeout: seconds per attempt; a longer attempt fails with
             :class:`pipekit.TaskTimeout` and the run moves on at once.
+        persist: keep the task's result beside the history so that a re-run need not
+            execute it again (False: a re-run executes it again when a downstream task
+            needs its value; use it for results that are large or cannot be pickled).
+        output: the path of the file the task produces, as a template of run
+            parameters (``"warehouse/sales/{ds}.parquet"``); when it exists the task is
+            skipped and its downstream tasks get the path. See :mod:`pipekit.outputs`.
 
     Example:
         >>> @task(retries=2, retry_delay=0.5)
@@ -268,11 +291,21 @@ def task(
     limit = _check_timeout(timeout)
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise DefinitionError(f"name={name!r} must be a non-empty string")
+    if not isinstance(persist, bool):
+        raise DefinitionError(f"persist={persist!r} must be True or False")
+    if output is not None:
+        if not isinstance(output, str) or not output.strip():
+            raise DefinitionError(
+                f"output={output!r} must be a path template such as 'out/{{ds}}.csv'"
+            )
+        from pipekit.outputs import output_fields
+
+        output_fields(output)  # a malformed template fails here, at definition
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         if isinstance(f, Task):
             raise DefinitionError(f"{f.name!r} is already a task; apply @task once")
-        return Task(f, name=name, retry=policy, timeout=limit)
+        return Task(f, name=name, retry=policy, timeout=limit, persist=persist, output=output)
 
     if fn is not None:
         return wrap(fn)

@@ -104,12 +104,16 @@ class AttemptEnded:
 
 @dataclass(frozen=True, slots=True)
 class TaskStateSet:
-    """Tasks that never ran took a final state (``upstream_failed`` or ``skipped``)."""
+    """Tasks that never ran took a final state (``upstream_failed`` or ``skipped``).
+
+    ``reason``, when given, is stored as the tasks' error text (why they were skipped).
+    """
 
     run_id: str
     task_ids: Sequence[str]
     state: State
     at: datetime
+    reason: str | None = None
 
 
 Change = RunStarted | RunResumed | RunEnded | AttemptStarted | AttemptEnded | TaskStateSet

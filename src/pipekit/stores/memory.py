@@ -218,7 +218,8 @@ class MemoryStore:
         to_utc(c.at, run_id)  # validated like every timestamp, though not stored
         olds = [self._task(tasks, run_id, t) for t in c.task_ids]
         for t in olds:
-            new = TaskRun(t.task_id, state, t.attempts, None, t.error, t.started_at, t.ended_at)
+            error = t.error if c.reason is None else c.reason
+            new = TaskRun(t.task_id, state, t.attempts, None, error, t.started_at, t.ended_at)
             _put(tasks, t.task_id, new, undo)
 
     def _run_ended(self, c: RunEnded, undo: _Undo) -> None:

@@ -114,7 +114,9 @@ _END_ATTEMPT: Final = (
 _END_TASK: Final = (
     "UPDATE task_runs SET state = ?, ended_at = ?, error = ? WHERE run_id = ? AND task_id = ?"
 )
-_SET_TASK_STATE: Final = "UPDATE task_runs SET state = ? WHERE run_id = ? AND task_id = ?"
+_SET_TASK_STATE: Final = (
+    "UPDATE task_runs SET state = ?, error = COALESCE(?, error) WHERE run_id = ? AND task_id = ?"
+)
 _END_RUN: Final = "UPDATE runs SET state = ?, ended_at = ?, error = ? WHERE id = ?"
 _RESUME_RUN: Final = "UPDATE runs SET state = 'running', ended_at = NULL, error = NULL WHERE id = ?"
 _RESET_TASK: Final = (
@@ -376,7 +378,8 @@ class SQLiteStore:
             if cur.execute(_RUN_EXISTS, (run_id,)).fetchone() is None:
                 raise self._unknown_run(run_id)
             return
-        cur.executemany(_SET_TASK_STATE, [(state, run_id, t) for t in task_ids])
+        reason = c.reason
+        cur.executemany(_SET_TASK_STATE, [(state, reason, run_id, t) for t in task_ids])
         if cur.rowcount != len(task_ids):
             for task_id in task_ids:
                 self._find_task(cur, run_id, task_id)

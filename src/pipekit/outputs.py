@@ -1,0 +1,96 @@
+"""Idempotent outputs: write files atomically, and skip tasks whose output already exists.
+
+Re-runs and backfills are safe only when a task's effect does not depend on how many
+times it ran. Two helpers:
+
+* :func:`atomic_path` yields a temporary path next to the target and renames it into
+  place only when the block succeeds, so a failed or killed task never leaves a
+  half-written file where the next task (or the next run) would trust it;
+* ``@task(output="warehouse/sales/{ds}.parquet")`` declares the file a task produces,
+  as a template rendered with the run's parameters. When that file exists the task is
+  recorded as ``skipped`` (with the reason) and its downstream tasks still run,
+  receiving the rendered path as its value; ``rerun(..., tasks=[...])`` and
+  ``backfill(..., reprocess="all")`` force it to run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import string
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipekit.errors import DefinitionError, PipekitError
+
+__all__ = ["atomic_path", "output_fields", "render_output"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    The rename replaces an existing file in one step (``os.replace``), so readers see
+    either the old file or the new one. If the block raises, the temporary file is
+    removed and ``path`` is untouched. A directory written at the temporary path
+    replaces an existing directory (removing the old one first: not atomic for readers).
+
+    Example:
+        >>> with pipekit.atomic_path(f"out/{ds}.csv") as tmp:
+        ...     frame.to_csv(tmp)
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        elif tmp.exists():
+            os.replace(tmp, target)
+        else:
+            raise PipekitError(
+                f"atomic_path({str(target)!r}): nothing was written at the temporary path "
+                f"{str(tmp)!r}; write the output to the path the block receives"
+            )
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def output_fields(template: str) -> list[str]:
+    """The parameter names a template such as ``"out/{ds:%Y}/{region}.csv"`` uses."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise DefinitionError(
+            f"output={template!r} is not a valid template ({exc}); write fields as {{param}}"
+        ) from exc
+    names = []
+    for _, field, _, _ in parsed:
+        if field is None:
+            continue
+        base = field.split(".", 1)[0].split("[", 1)[0]
+        if not base:
+            raise DefinitionError(
+                f"output={template!r} has a positional field {{}}; name a run parameter, "
+                "as in {ds}"
+            )
+        names.append(base)
+    return names
+
+
+def render_output(template: str, params: Mapping[str, Any]) -> str:
+    """Render an output template with run parameters (dates accept strftime specs)."""
+    return template.format_map(params)
