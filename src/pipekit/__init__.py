@@ -86,7 +86,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """Import the ``stores``, ``executors``, ``results`` and ``testing`` subpackages on first use."""
+    """Import the subpackages (stores, executors, results, testing) on first use."""
     if name in ("stores", "executors", "results", "testing"):
         import importlib
 

@@ -508,3 +508,13 @@ def test_run_resumed_of_unknown_run_or_task_changes_nothing(store: Store) -> Non
     with pytest.raises(StoreError):
         store.record([RunResumed("r1", at(1), [], ["a"])])
     assert list(store.get_run("r1").tasks) == ["a"]
+
+
+def test_task_state_set_with_a_reason_stores_it_as_the_error(store: Store) -> None:
+    """A skip reason given with TaskStateSet reads back as the task's error text."""
+    store.record([started("r1", ["a", "b"])])
+    store.record([TaskStateSet("r1", ["a"], State.SKIPPED, at(1), "output exists: x.csv")])
+    store.record([TaskStateSet("r1", ["b"], State.SKIPPED, at(1))])
+    run = store.get_run("r1")
+    assert run.tasks["a"].error == "output exists: x.csv"
+    assert run.tasks["b"].error is None
