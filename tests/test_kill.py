@@ -24,8 +24,9 @@ def test_sigkill_mid_run_leaves_the_history_up_to_the_last_change(tmp_path: Path
         "from tests.dags.killable import killable\n"
         f"killable.run(store=SQLiteStore({str(db)!r}), executor='sequential')\n"
     )
+    env = {**os.environ, "KILLABLE_HANG": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env
     )
     seen = []
     try:
@@ -57,5 +58,24 @@ def test_sigkill_mid_run_leaves_the_history_up_to_the_last_change(tmp_path: Path
         assert run.tasks["hang"].attempts == 1
         (attempt,) = store.attempts(run.id, "hang")
         assert attempt.state == "running" and attempt.ended_at is None
+
+        # The killed run is recovered: only the unfinished tasks run, under the same id.
+        import pipekit
+        from tests.dags.killable import killable
+
+        again = pipekit.rerun(run.id, store=store, executor="sequential")
+        assert again.id == run.id and again.state == "success"
+        assert killable.name == again.dag
+        assert again.tasks["hang"].attempts == 2 and again.tasks["hang"].result == 1
+        assert again.tasks["first"].attempts == 1 and again.tasks["side"].attempts == 1
+        first, second = store.attempts(run.id, "hang")
+        assert (first.number, first.state, second.number, second.state) == (
+            1,
+            "failed",
+            2,
+            "success",
+        )
+        assert first.error is not None and "abandoned" in first.error
+        assert store.get_run(run.id).state == "success"
     finally:
         store.close()

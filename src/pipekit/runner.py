@@ -441,7 +441,15 @@ def execute(
     else:
         added = set(resume.added)
         reset = [t for t in dag.order if t in resume.todo and t not in added]
-        history.record([RunResumed(run_id, now, reset, list(resume.added))])
+        # Attempts left open by a process that died are closed, so the history says so.
+        lost = "attempt abandoned: the process running it ended before it finished"
+        changes: list[Any] = [
+            AttemptEnded(run_id, t, r.attempts, _FAILED, now, _FAILED, lost)
+            for t, r in resume.run.tasks.items()
+            if r.state == _RUNNING and r.attempts > 0
+        ]
+        changes.append(RunResumed(run_id, now, reset, list(resume.added)))
+        history.record(changes)
         todo = [t for t in dag.order if t in resume.todo]
         log.info("run_started", params=encoded, tasks=todo, **tag)
     engine.start(loop.outcomes.put)
