@@ -86,8 +86,11 @@ def _dates(dag: DAG, start: Any, end: Any, step: Any, as_date: bool) -> list[Any
             f"backfill of {dag.name!r}: start={start!r} is after end={end!r}; "
             "give the earlier date first (use reverse=True to run newest first)"
         )
+    if step is None and dag.schedule is not None:  # the schedule's own logical dates
+        points = dag.schedule.logical_dates(first, last)
+        return [p.date() for p in points] if as_date else points
     if step is None:
-        step = getattr(dag, "schedule_step", None) or timedelta(days=1)
+        step = timedelta(days=1)
     if not isinstance(step, timedelta):
         raise PipekitError(
             f"backfill of {dag.name!r}: step={step!r} is not a duration; pass a timedelta or "
@@ -422,7 +425,22 @@ class _Backfill:
         return fresh
 
     def log_summary(self, report: BackfillReport) -> None:
-        """Log the report's counts as one event (error level when a date failed)."""
+        """Log the report's counts, and send the DAG's callbacks one summary event."""
+        from pipekit.callbacks import Event
+
+        state = "failed" if report.failed or report.not_run else "success"
+        targets = self.dag.on_failure if state == "failed" else self.dag.on_success
+        if targets:
+            event = Event(
+                "backfill", self.dag.name, None, None, {}, None, state, summary=str(report)
+            )
+            for target in targets:
+                try:
+                    target(event)
+                except Exception as exc:  # a notifier never changes the outcome
+                    self.log.warning(
+                        "callback_failed", kind="backfill", error=f"{type(exc).__name__}: {exc}"
+                    )
         emit = self.log.error if report.failed else self.log.info
         emit(
             "backfill_finished",

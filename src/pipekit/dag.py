@@ -9,6 +9,7 @@ knows its tasks, their order and its parameters, and runs with :meth:`DAG.run`.
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -217,7 +218,10 @@ class DAG:
     Made by :func:`dag`. Attributes: ``name``, ``description``, ``tasks`` (task id to
     :class:`Node`, in topological order), ``params`` (name to :class:`pipekit.Param`),
     ``order`` (task ids, topological), ``tz``, ``module`` and ``file`` (where it was
-    defined, so that a later process can import it again), and ``graph``.
+    defined, so that a later process can import it again), ``graph``, and the scheduling
+    options ``schedule`` (a :class:`pipekit.schedule.Schedule` or None), ``start``,
+    ``catchup``, ``max_active_runs``, ``logical_param``, and the ``on_failure``,
+    ``on_success`` and ``on_retry`` callbacks.
     """
 
     def __init__(
@@ -227,11 +231,35 @@ class DAG:
         name: str | None = None,
         description: str | None = None,
         tz: str | None = None,
+        schedule: Any = None,
+        start: Any = None,
+        catchup: bool = True,
+        max_active_runs: int = 1,
+        on_failure: Any = None,
+        on_success: Any = None,
+        on_retry: Any = None,
     ) -> None:
+        from pipekit.callbacks import callbacks
+
         self.fn = fn
         self.name = name or fn.__name__
         self.description = description if description is not None else inspect.getdoc(fn)
         self.tz = _check_tz(self.name, tz)
+        self.on_failure = callbacks(on_failure, "on_failure")
+        self.on_success = callbacks(on_success, "on_success")
+        self.on_retry = callbacks(on_retry, "on_retry")
+        if not isinstance(catchup, bool):
+            raise DefinitionError(f"DAG {self.name!r}: catchup={catchup!r} must be True or False")
+        self.catchup = catchup
+        if (
+            isinstance(max_active_runs, bool)
+            or not isinstance(max_active_runs, int)
+            or max_active_runs < 1
+        ):
+            raise DefinitionError(
+                f"DAG {self.name!r}: max_active_runs={max_active_runs!r} must be an int >= 1"
+            )
+        self.max_active_runs = max_active_runs
         self.module: str = fn.__module__
         self.file: str | None = _source_file(fn)
         self.params: dict[str, Param] = signature_params(fn, self.name, RESERVED)
@@ -259,9 +287,60 @@ class DAG:
                 consumers[u].append(tid)
         self.consumers: dict[str, tuple[str, ...]] = {t: tuple(c) for t, c in consumers.items()}
         """Task id to the tasks that receive its value (its result is kept for re-runs)."""
-        self._check_outputs()
-        _registry[self.name] = self
         self._graph: networkx.DiGraph | None = None
+        self._check_outputs()
+        self._set_schedule(schedule, start)
+        _registry[self.name] = self
+
+    def _set_schedule(self, schedule: Any, start: Any) -> None:
+        from pipekit.schedule import _anchor, parse_schedule
+
+        tz = self.tz or "UTC"
+        self.start = _anchor(start, tz, self.name)
+        self.schedule = parse_schedule(schedule, tz=tz, start=start, dag_name=self.name)
+        self.logical_param: str | None = None
+        if self.schedule is None:
+            return
+        if "ds" in self.params:
+            self.logical_param = "ds"
+        else:
+            dated = [n for n, p in self.params.items() if p.kind in ("date", "datetime")]
+            if len(dated) != 1:
+                raise DefinitionError(
+                    f"DAG {self.name!r} has a schedule but no parameter to receive the logical "
+                    "date; add a 'ds' parameter (or exactly one date-annotated parameter)"
+                )
+            self.logical_param = dated[0]
+        if self.params[self.logical_param].kind == "date":
+            points = [self.schedule.next_after(self.start or "2024-01-01")]
+            for _ in range(48):
+                points.append(self.schedule.next_after(points[-1]))
+            shortest = min((b - a).total_seconds() for a, b in itertools.pairwise(points))
+            if shortest < 23 * 3600:
+                raise DefinitionError(
+                    f"DAG {self.name!r}: schedule {self.schedule.text!r} runs more than once a "
+                    f"day but parameter {self.logical_param!r} is a date; annotate it as a "
+                    "datetime"
+                )
+
+    def logical_dates(self, start: Any, end: Any) -> list[Any]:
+        """The logical dates of the DAG's schedule that fall in [start, end].
+
+        Each is what the logical-date parameter receives: a pendulum Date when it is
+        annotated as a date, else a pendulum DateTime in the DAG's timezone.
+
+        Raises:
+            DefinitionError: the DAG has no schedule.
+        """
+        if self.schedule is None:
+            raise DefinitionError(
+                f"DAG {self.name!r} has no schedule; give @dag(schedule=...) or pass step= "
+                "to backfill"
+            )
+        points = self.schedule.logical_dates(start, end)
+        if self.logical_param and self.params[self.logical_param].kind == "date":
+            return [p.date() for p in points]
+        return points
 
     def _check_outputs(self) -> None:
         from pipekit.outputs import output_fields
@@ -368,7 +447,17 @@ def dag(fn: Callable[..., Any], /) -> DAG: ...
 
 @overload
 def dag(
-    *, name: str | None = None, description: str | None = None, tz: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tz: str | None = None,
+    schedule: Any = None,
+    start: Any = None,
+    catchup: bool = True,
+    max_active_runs: int = 1,
+    on_failure: Any = None,
+    on_success: Any = None,
+    on_retry: Any = None,
 ) -> Callable[[Callable[..., Any]], DAG]: ...
 
 
@@ -379,6 +468,13 @@ def dag(
     name: str | None = None,
     description: str | None = None,
     tz: str | None = None,
+    schedule: Any = None,
+    start: Any = None,
+    catchup: bool = True,
+    max_active_runs: int = 1,
+    on_failure: Any = None,
+    on_success: Any = None,
+    on_retry: Any = None,
 ) -> DAG | Callable[[Callable[..., Any]], DAG]:
     """Make a DAG from a function whose body calls tasks; use as ``@dag`` or ``@dag(...)``.
 
@@ -389,7 +485,16 @@ def dag(
         fn: the function (when used bare as ``@dag``).
         name: the DAG's name (default: the function's name).
         description: a description (default: the function's docstring).
-        tz: the IANA timezone in which date strings without a zone are read (default UTC).
+        tz: the IANA timezone of the schedule, in which date strings without a zone are
+            read (default UTC).
+        schedule: a 5-field cron string, a preset (``@hourly``, ``@daily``, ``@weekly``,
+            ``@monthly``, ``@yearly``), a timedelta / pendulum Duration, or None (manual).
+        start: the first logical date the scheduler runs (and a duration's anchor).
+        catchup: run every missed interval since ``start`` (True) or only the latest.
+        max_active_runs: how many runs of the DAG the scheduler keeps going at once.
+        on_failure: callable(s) called with a :class:`pipekit.Event` when a run fails.
+        on_success: callable(s) called when a run succeeds.
+        on_retry: callable(s) called when any of its tasks is retried.
 
     Example:
         >>> @dag
@@ -401,7 +506,19 @@ def dag(
     def wrap(f: Callable[..., Any]) -> DAG:
         if isinstance(f, DAG):
             raise DefinitionError(f"{f.name!r} is already a DAG; apply @dag once")
-        return DAG(f, name=name, description=description, tz=tz)
+        return DAG(
+            f,
+            name=name,
+            description=description,
+            tz=tz,
+            schedule=schedule,
+            start=start,
+            catchup=catchup,
+            max_active_runs=max_active_runs,
+            on_failure=on_failure,
+            on_success=on_success,
+            on_retry=on_retry,
+        )
 
     if fn is not None:
         return wrap(fn)

@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipekit.callbacks import Callback, Dispatcher, Event
 from pipekit.context import TaskContext
 from pipekit.errors import RunFailed, TaskTimeout
 from pipekit.executors.base import Executor, Job, Outcome, format_error
@@ -109,6 +110,7 @@ class _Loop:
         retries: bool,
         force: Collection[str],
         resume: Resume | None,
+        encoded: Mapping[str, Any],
     ) -> None:
         self.dag = dag
         self.run_id = run_id
@@ -120,6 +122,8 @@ class _Loop:
         self.result_store = results
         self.retries = retries
         self.force = force
+        self.encoded = encoded
+        self.dispatcher = Dispatcher(log)
         self.state: dict[str, State] = dict.fromkeys(dag.order, _QUEUED)
         self.attempts: dict[str, int] = {}
         self.base: dict[str, int] = {}  # attempts made before this execution (re-runs)
@@ -209,6 +213,14 @@ class _Loop:
             if self.waiting[d] == 0 and self.state[d] is _QUEUED:
                 self.ready.append(d)
 
+    def notify(
+        self, targets: tuple[Callback, ...], kind: str, tid: str | None, **fields: Any
+    ) -> None:
+        """Queue an :class:`Event` for ``targets`` (built only when there are targets)."""
+        if targets:
+            event = Event(kind, self.dag.name, self.run_id, tid, self.encoded, **fields)
+            self.dispatcher.emit(targets, event)
+
     # -- outcomes --------------------------------------------------------------------------
 
     def settle(self, outcome: Outcome) -> None:
@@ -243,6 +255,15 @@ class _Loop:
             self.log.warning(
                 "task_retrying", task=tid, attempt=number, delay=delay, error=first_line
             )
+            task = self.dag.tasks[tid].task
+            self.notify(
+                task.on_retry + self.dag.on_retry,
+                "retry",
+                tid,
+                attempt=number,
+                state=str(_QUEUED),
+                error=first_line,
+            )
             if delay <= 0:
                 self.ready.append(tid)
             else:
@@ -251,6 +272,14 @@ class _Loop:
         self.state[tid] = _FAILED
         self.store.record([AttemptEnded(self.run_id, tid, number, _FAILED, now, _FAILED, text)])
         self.log.error("task_failed", task=tid, attempt=number, error=first_line)
+        self.notify(
+            self.dag.tasks[tid].task.on_failure,
+            "failure",
+            tid,
+            attempt=number,
+            state=str(_FAILED),
+            error=first_line,
+        )
         self.mark_descendants(tid, _UPSTREAM_FAILED, now)
 
     def succeed(self, tid: str, number: int, value: Any, now: datetime) -> None:
@@ -271,6 +300,13 @@ class _Loop:
             )
         self.store.record([AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS)])
         self.log.info("task_succeeded", task=tid, attempt=number)
+        self.notify(
+            self.dag.tasks[tid].task.on_success,
+            "success",
+            tid,
+            attempt=number,
+            state=str(_SUCCESS),
+        )
         self.release(tid)
 
     def mark_descendants(self, tid: str, state: State, now: datetime) -> None:
@@ -344,6 +380,18 @@ class _Loop:
             self.store.record(changes)
         return reason
 
+    def finish(self, state: State, error: str | None) -> None:
+        """Call the DAG's run callbacks, then wait until every callback has been called."""
+        failed = [t for t in self.dag.order if self.state[t] is _FAILED]
+        if error is None and failed:
+            error = f"{failed[0]}: " + self.errors.get(failed[0], "").split("\n", 1)[0]
+        targets = self.dag.on_failure if state is _FAILED else self.dag.on_success
+        kind = "failure" if state is _FAILED else "success"
+        self.notify(
+            targets, kind, None, attempt=None, state=str(state), error=error, failed_tasks=failed
+        )
+        self.dispatcher.close()
+
     def build(
         self, state: State, started_at: datetime, ended_at: datetime, error: str | None
     ) -> Run:
@@ -371,6 +419,39 @@ class _Loop:
             self.dag.file,
             error,
         )
+
+
+def _begin(
+    history: Store,
+    dag: DAG,
+    run_id: str,
+    now: datetime,
+    started_at: datetime,
+    encoded: Mapping[str, Any],
+    resume: Resume | None,
+    log: Any,
+    tag: dict[str, Any],
+) -> None:
+    """Record the start of a run, or the re-opening of a recorded one."""
+    if resume is None:
+        history.record(
+            [RunStarted(run_id, dag.name, encoded, dag.order, started_at, dag.module, dag.file)]
+        )
+        log.info("run_started", params=encoded, **tag)
+    else:
+        added = set(resume.added)
+        reset = [t for t in dag.order if t in resume.todo and t not in added]
+        # Attempts left open by a process that died are closed, so the history says so.
+        lost = "attempt abandoned: the process running it ended before it finished"
+        changes: list[Any] = [
+            AttemptEnded(run_id, t, r.attempts, _FAILED, now, _FAILED, lost)
+            for t, r in resume.run.tasks.items()
+            if r.state == _RUNNING and r.attempts > 0
+        ]
+        changes.append(RunResumed(run_id, now, reset, list(resume.added)))
+        history.record(changes)
+        todo = [t for t in dag.order if t in resume.todo]
+        log.info("run_started", params=encoded, tasks=todo, **tag)
 
 
 def execute(
@@ -432,26 +513,9 @@ def execute(
         retries=retries,
         force=frozenset(force),
         resume=resume,
+        encoded=encoded,
     )
-    if resume is None:
-        history.record(
-            [RunStarted(run_id, dag.name, encoded, dag.order, started_at, dag.module, dag.file)]
-        )
-        log.info("run_started", params=encoded, **tag)
-    else:
-        added = set(resume.added)
-        reset = [t for t in dag.order if t in resume.todo and t not in added]
-        # Attempts left open by a process that died are closed, so the history says so.
-        lost = "attempt abandoned: the process running it ended before it finished"
-        changes: list[Any] = [
-            AttemptEnded(run_id, t, r.attempts, _FAILED, now, _FAILED, lost)
-            for t, r in resume.run.tasks.items()
-            if r.state == _RUNNING and r.attempts > 0
-        ]
-        changes.append(RunResumed(run_id, now, reset, list(resume.added)))
-        history.record(changes)
-        todo = [t for t in dag.order if t in resume.todo]
-        log.info("run_started", params=encoded, tasks=todo, **tag)
+    _begin(history, dag, run_id, now, started_at, encoded, resume, log, tag)
     engine.start(loop.outcomes.put)
     error: str | None = None
     try:
@@ -464,6 +528,7 @@ def execute(
         except Exception as store_exc:  # the store itself may be what failed
             log.error("run_not_recorded", error=str(store_exc))
         log.error("run_finished", state=str(_FAILED), error=error, **tag)
+        loop.finish(_FAILED, error)
         raise
     engine.shutdown()
     failed = any(s is _FAILED or s is _UPSTREAM_FAILED for s in loop.state.values())
@@ -471,6 +536,7 @@ def execute(
     ended_at = clock.now()
     history.record([RunEnded(run_id, state, ended_at)])
     (log.error if failed else log.info)("run_finished", state=str(state), **tag)
+    loop.finish(state, None)
     run = loop.build(state, started_at, ended_at, error)
     if failed and raise_on_failure:
         raise RunFailed(run)

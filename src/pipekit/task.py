@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from pipekit.callbacks import Callback, callbacks
 from pipekit.errors import DefinitionError, PipekitError
 from pipekit.retry import NO_RETRY, Retry
 
@@ -66,6 +67,9 @@ class Task(Generic[P, R]):
     timeout: float | None
     persist: bool
     output: str | None
+    on_failure: tuple[Callback, ...]
+    on_success: tuple[Callback, ...]
+    on_retry: tuple[Callback, ...]
 
     def __init__(
         self,
@@ -76,6 +80,9 @@ class Task(Generic[P, R]):
         timeout: float | None,
         persist: bool = True,
         output: str | None = None,
+        on_failure: Any = None,
+        on_success: Any = None,
+        on_retry: Any = None,
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {fn!r}")
@@ -85,6 +92,9 @@ class Task(Generic[P, R]):
         self.timeout = timeout
         self.persist = persist
         self.output = output
+        self.on_failure = callbacks(on_failure, "on_failure")
+        self.on_success = callbacks(on_success, "on_success")
+        self.on_retry = callbacks(on_retry, "on_retry")
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -210,6 +220,9 @@ def task(
     timeout: float | None = None,
     persist: bool = True,
     output: str | None = None,
+    on_failure: Callback | list[Callback] | None = None,
+    on_success: Callback | list[Callback] | None = None,
+    on_retry: Callback | list[Callback] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -228,6 +241,9 @@ def task(
     timeout: float | None = None,
     persist: bool = True,
     output: str | None = None,
+    on_failure: Callback | list[Callback] | None = None,
+    on_success: Callback | list[Callback] | None = None,
+    on_retry: Callback | list[Callback] | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task; use as ``@task`` or ``@task(...)``.
 
@@ -249,6 +265,10 @@ def task(
         output: the path of the file the task produces, as a template of run
             parameters (``"warehouse/sales/{ds}.parquet"``); when it exists the task is
             skipped and its downstream tasks get the path. See :mod:`pipekit.outputs`.
+        on_failure: callable(s) called with a :class:`pipekit.Event` when the task fails
+            for good (after its retries).
+        on_success: callable(s) called when the task succeeds.
+        on_retry: callable(s) called when an attempt failed and will be retried.
 
     Example:
         >>> @task(retries=2, retry_delay=0.5)
@@ -289,6 +309,12 @@ def task(
     else:
         policy = NO_RETRY
     limit = _check_timeout(timeout)
+    for option, value in (
+        ("on_failure", on_failure),
+        ("on_success", on_success),
+        ("on_retry", on_retry),
+    ):
+        callbacks(value, option)
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise DefinitionError(f"name={name!r} must be a non-empty string")
     if not isinstance(persist, bool):
@@ -305,7 +331,17 @@ def task(
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         if isinstance(f, Task):
             raise DefinitionError(f"{f.name!r} is already a task; apply @task once")
-        return Task(f, name=name, retry=policy, timeout=limit, persist=persist, output=output)
+        return Task(
+            f,
+            name=name,
+            retry=policy,
+            timeout=limit,
+            persist=persist,
+            output=output,
+            on_failure=on_failure,
+            on_success=on_success,
+            on_retry=on_retry,
+        )
 
     if fn is not None:
         return wrap(fn)
