@@ -38,6 +38,8 @@ EXPECTED = {
     "backfill",
     "prune",
     "rerun",
+    "serve",
+    "Event",
 }
 
 

@@ -23,6 +23,7 @@ database drivers are imported only where they are used.
 from __future__ import annotations
 
 from pipekit.backfill import backfill
+from pipekit.callbacks import Event
 from pipekit.clock import Clock, SystemClock
 from pipekit.config import configure
 from pipekit.context import TaskContext, context, get_logger
@@ -43,6 +44,7 @@ from pipekit.recovery import prune, rerun
 from pipekit.report import BackfillReport, DateOutcome
 from pipekit.retry import Retry
 from pipekit.run import Attempt, Run, TaskRun
+from pipekit.serve import serve
 from pipekit.state import State
 from pipekit.task import Skip, Task, TaskRef, task
 
@@ -57,6 +59,7 @@ __all__ = [
     "CycleError",
     "DateOutcome",
     "DefinitionError",
+    "Event",
     "Param",
     "ParamError",
     "PipekitError",
@@ -81,13 +84,14 @@ __all__ = [
     "get_logger",
     "prune",
     "rerun",
+    "serve",
     "task",
 ]
 
 
 def __getattr__(name: str) -> object:
     """Import the subpackages (stores, executors, results, testing) on first use."""
-    if name in ("stores", "executors", "results", "testing"):
+    if name in ("stores", "executors", "results", "testing", "notify", "schedule", "loader"):
         import importlib
 
         return importlib.import_module(f"pipekit.{name}")

@@ -9,9 +9,7 @@ runs the rest under the same run id. :func:`prune` removes old saved results.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -193,7 +191,7 @@ def load_dag(run: Run) -> DAG:
     if found is not None:
         return found
     tried: list[str] = []
-    if run.module and run.module != "__main__":
+    if run.module and run.module != "__main__" and not run.module.startswith("pipekit_dags."):
         tried.append(f"module {run.module!r}")
         if _import_module(run.module, run.file):
             found = registered(run.dag)
@@ -202,7 +200,9 @@ def load_dag(run: Run) -> DAG:
     if run.file:
         tried.append(f"file {run.file!r}")
         if Path(run.file).is_file():
-            _load_file(run.file, run.dag)
+            from pipekit.loader import load_file
+
+            load_file(run.file)
             found = registered(run.dag)
             if found is not None:
                 return found
@@ -227,26 +227,6 @@ def _import_module(module: str, file: str | None) -> bool:
     except ImportError:
         return False
     return True
-
-
-def _load_file(file: str, dag_name: str) -> None:
-    digest = hashlib.sha1(file.encode(), usedforsecurity=False).hexdigest()[:12]
-    name = f"pipekit_dag_{digest}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        raise PipekitError(f"cannot load {file!r} as Python; DAG {dag_name!r} was defined there")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    parent = str(Path(file).resolve().parent)
-    if parent not in sys.path:
-        sys.path.insert(0, parent)  # a script imports its neighbours, as when run directly
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise PipekitError(
-            f"loading {file!r} to find DAG {dag_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def prune(

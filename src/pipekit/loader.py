@@ -1,0 +1,124 @@
+"""Finding DAGs: in files, folders and modules, by reference.
+
+A DAG reference (DAGREF) is ``path/to/file.py:name``, ``package.module:name``, or a file
+path alone when the file holds exactly one DAG. A folder holds DAG files: every
+``*.py`` below it whose name does not start with ``_`` or ``.``. Files are loaded as
+modules without running their ``if __name__ == "__main__":`` block, with their folder
+on ``sys.path`` so that they can import their neighbours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from pipekit.dag import DAG
+from pipekit.errors import PipekitError
+
+__all__ = ["dags_in", "find_files", "load_file", "resolve"]
+
+
+def _module_name(path: Path) -> str:
+    digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    return f"pipekit_dags.{stem}_{digest}"
+
+
+def load_file(path: str | Path) -> ModuleType:
+    """Load (or load again) a Python file as a module and return it.
+
+    Raises:
+        PipekitError: the file does not exist or raises while loading (message names it).
+    """
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise PipekitError(f"no such DAG file: {str(path)!r}; check the path")
+    name = _module_name(file)
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise PipekitError(f"cannot load {str(path)!r} as Python; DAG files end in .py")
+    module = importlib.util.module_from_spec(spec)
+    parent = str(file.parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    if "pipekit_dags" not in sys.modules:
+        sys.modules["pipekit_dags"] = ModuleType("pipekit_dags")
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise PipekitError(
+            f"loading DAG file {str(path)!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def dags_in(module: ModuleType) -> list[DAG]:
+    """The DAG objects a module defines at top level, in definition order."""
+    seen: list[DAG] = []
+    for value in vars(module).values():
+        if isinstance(value, DAG) and all(value is not d for d in seen):
+            seen.append(value)
+    return seen
+
+
+def find_files(path: str | Path) -> list[Path]:
+    """The DAG files at ``path``: the file itself, or every ``*.py`` below a folder."""
+    root = Path(path)
+    if root.is_file():
+        return [root.resolve()]
+    if not root.is_dir():
+        raise PipekitError(f"no such file or folder: {str(path)!r}; check the path")
+    files = []
+    for file in sorted(root.rglob("*.py")):
+        rel = file.relative_to(root)
+        if any(part.startswith(("_", ".")) for part in rel.parts):
+            continue
+        files.append(file.resolve())
+    return files
+
+
+def resolve(ref: str) -> DAG:
+    """Return the DAG a reference names: ``file.py:name``, ``pkg.module:name`` or ``file.py``.
+
+    Raises:
+        PipekitError: the file or module cannot be found or loaded, it holds no DAG of
+            that name, or a bare file holds no DAG or several (the message lists them).
+    """
+    target, _, name = ref.rpartition(":") if ":" in ref else (ref, "", "")
+    if not target:
+        raise PipekitError(f"DAG reference {ref!r} is empty before ':'; write file.py:name")
+    is_file = target.endswith(".py") or "/" in target or Path(target).is_file()
+    if is_file:
+        module = load_file(target)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise PipekitError(
+                f"cannot import module {target!r} for DAG reference {ref!r} ({exc}); "
+                "give a file path (path/to/dags.py:name) or an importable module"
+            ) from exc
+    found = dags_in(module)
+    if name:
+        for d in found:
+            if d.name == name:
+                return d
+        obj = getattr(module, name, None)
+        if isinstance(obj, DAG):
+            return obj
+        listed = ", ".join(d.name for d in found) or "none"
+        raise PipekitError(f"{target!r} has no DAG named {name!r}; its DAGs: {listed}")
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise PipekitError(f"{target!r} defines no DAG; decorate a function with @dag")
+    listed = ", ".join(d.name for d in found)
+    raise PipekitError(
+        f"{target!r} defines several DAGs ({listed}); name one, as in {target}:{found[0].name}"
+    )
