@@ -96,24 +96,64 @@ def _dates(dag: DAG, start: Any, end: Any, step: Any, as_date: bool) -> list[Any
             f"backfill of {dag.name!r}: step={step!r} is not a duration; pass a timedelta or "
             "pendulum.duration(...) such as timedelta(days=1)"
         )
-    probe = first + step
-    if probe <= first:
+    years, months, days, seconds = _calendar_parts(step)
+    if step <= timedelta(0) and not (years or months):
         raise PipekitError(f"backfill of {dag.name!r}: step={step!r} must be positive")
-    if as_date and probe == first:
+    if as_date and seconds:
         raise PipekitError(
-            f"backfill of {dag.name!r}: step={step!r} is shorter than a day but the logical "
-            "date parameter is a date; use a step of whole days"
+            f"backfill of {dag.name!r}: step={step!r} is not a whole number of days but the "
+            "logical date parameter is a date; use a step of whole days"
         )
+    # Whole days and months are calendar steps (local midnight stays local midnight across
+    # DST changes); only the part below a day is added as elapsed time.
     out = []
+    i = 0
     current = first
     while current <= last:
         out.append(current)
-        current = current + step
+        i += 1
+        current = first.add(years=i * years, months=i * months, days=i * days)
+        if seconds:
+            current = current + timedelta(seconds=i * seconds)
     return out
+
+
+def _calendar_parts(step: timedelta) -> tuple[int, int, int, float]:
+    """Split a step into years, months, days and seconds (pendulum folds months into days)."""
+    import pendulum
+
+    if isinstance(step, pendulum.Duration):
+        years, months = step.years, step.months
+        days = step.days - years * 365 - months * 30
+    else:
+        years = months = 0
+        days = step.days
+    return years, months, days, step.seconds + step.microseconds / 1e6
 
 
 def _key(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
+
+
+class _NoBar:
+    """Stands in for a progress bar when none is shown (tqdm is not even imported)."""
+
+    def update(self, n: int) -> None:
+        """Do nothing."""
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        """Do nothing."""
+
+    def close(self) -> None:
+        """Do nothing."""
+
+
+def _progress(total: int, desc: str, show: bool) -> Any:
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="date", desc=desc, leave=True)
 
 
 def _want_progress(progress: bool | None) -> bool:
@@ -353,8 +393,6 @@ class _Backfill:
         show: bool,
     ) -> dict[Any, DateOutcome]:
         """Launch dates in order, a few at a time; stop on Ctrl-C or after too many failures."""
-        from tqdm.auto import tqdm
-
         outcomes: dict[Any, DateOutcome] = {}
         todo = [d for d in dates if plan[d].action in ("run", "rerun")]
         for d in dates:
@@ -362,7 +400,7 @@ class _Backfill:
                 outcomes[d] = plan[d]
         failures = 0
         stopped = False
-        bar = tqdm(total=len(todo), unit="date", desc=self.dag.name, disable=not show, leave=True)
+        bar = _progress(len(todo), self.dag.name, show)
         pool = cf.ThreadPoolExecutor(max_workers=max_active_runs, thread_name_prefix="pipekit-bf")
         running: dict[cf.Future[DateOutcome], Any] = {}
         pending = list(todo)
@@ -402,8 +440,9 @@ class _Backfill:
         finally:
             pool.shutdown(wait=True)
             bar.close()
-        for d in pending:
-            outcomes[d] = DateOutcome("not_run", plan[d].run, None, "stopped before it started")
+        for d in todo:  # never launched (an interrupt may land between pop and submit)
+            if d not in outcomes:
+                outcomes[d] = DateOutcome("not_run", plan[d].run, None, "stopped before it started")
         if stopped and pending:
             self.log.warning("backfill_stopped", not_run=len(pending), failures=failures)
         return outcomes

@@ -185,7 +185,12 @@ class BackfillReport:
                     f'<td style="background:{_COLOURS.get(state, "#fff")}" title="{tip}">'
                     f"{html.escape(state)}</td>"
                 )
-            status = "failed" if o.failed else (o.run.state if o.run else o.action)
+            if o.failed:
+                status = "failed"
+            elif o.action in ("not_run", "skip") or o.run is None:
+                status = {"not_run": "not run", "skip": "skipped"}.get(o.action, o.action)
+            else:
+                status = str(o.run.state)
             rows.append(
                 f"<tr><th>{html.escape(str(d))}</th><td>{html.escape(str(status))}</td>"
                 f"{''.join(cells)}</tr>"

@@ -26,6 +26,31 @@ from pipekit.stores.base import (
 from pipekit.stores.memory import MemoryStore
 from pipekit.stores.sqlite import SQLiteStore
 
+
+def open_store(where: str) -> Store:
+    """Open a store named by a URL or a path.
+
+    ``"sqlite:///path/history.db"`` (or a plain path) opens a :class:`SQLiteStore`;
+    ``"memory://"`` a new :class:`MemoryStore`.
+
+    Raises:
+        StoreError: an unknown URL scheme (the message lists the known ones).
+    """
+    from pipekit.errors import StoreError
+
+    if where.startswith("memory://"):
+        return MemoryStore()
+    if where.startswith("sqlite:///"):  # sqlite:///relative.db, sqlite:////abs/path.db
+        return SQLiteStore(where[len("sqlite:///") :])
+    if "://" in where:
+        scheme = where.split("://", 1)[0]
+        raise StoreError(
+            f"store {where!r}: unknown scheme {scheme!r}; use sqlite:///path/history.db, "
+            "memory://, or a path to a SQLite file"
+        )
+    return SQLiteStore(where)
+
+
 __all__ = [
     "AttemptEnded",
     "AttemptStarted",
@@ -37,4 +62,5 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "TaskStateSet",
+    "open_store",
 ]

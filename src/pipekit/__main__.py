@@ -1,0 +1,5 @@
+"""``python -m pipekit``: the command line."""
+
+from pipekit.cli import main
+
+main()
