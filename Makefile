@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,examples]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	PIPEKIT_HOME=$(CURDIR)/demo $(PY) examples/dags/hello.py
+	PIPEKIT_HOME=$(CURDIR)/demo FLIGHTS_HOME=$(CURDIR)/demo/flights $(PY) examples/flights_demo.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -151,3 +151,15 @@ def test_output_template_accepts_strftime_specs(tmp_path: Path) -> None:
 
     run = g.run(ds="2024-02-09", store=MemoryStore())
     assert run.tasks["export"].result == str(tmp_path / "2024" / "02" / "eu.csv")
+
+
+def test_atomic_path_output_gets_the_usual_file_mode(tmp_path: Path) -> None:
+    """The renamed file is readable like any new file (umask), not private like a temp file."""
+    import os
+
+    target = tmp_path / "shared.csv"
+    with pipekit.atomic_path(target) as tmp:
+        tmp.write_text("x")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -20,6 +20,7 @@ import os
 import shutil
 import string
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; the output gets the usual mode
     tmp = Path(name)
     try:
         yield tmp
@@ -67,6 +69,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask (read by setting it, so under a lock)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def output_fields(template: str) -> list[str]:
