@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 import pipekit
-from pipekit.results import MISSING, FileResults, MemoryResults, ResultStore, results_for
+from pipekit.results import (
+    MISSING,
+    FileResults,
+    MemoryResults,
+    ResultStore,
+    StoreResults,
+    results_for,
+)
 from pipekit.stores import MemoryStore, SQLiteStore
 
 
@@ -58,13 +65,15 @@ def test_damaged_file_reads_as_missing(tmp_path: Path) -> None:
     assert files.load("r", "t") is MISSING
 
 
-def test_results_live_beside_the_history(tmp_path: Path) -> None:
-    """SQLite keeps results next to its file, memory in memory; configure() overrides."""
+def test_results_live_in_the_history_by_default(tmp_path: Path) -> None:
+    """SQLite and memory histories keep results themselves; configure() overrides."""
     sqlite = SQLiteStore(tmp_path / "h.db")
     beside = results_for(sqlite)
-    assert isinstance(beside, FileResults) and beside.root == tmp_path / "results"
+    assert isinstance(beside, StoreResults) and beside.store is sqlite
     assert results_for(sqlite) is beside
-    assert isinstance(results_for(MemoryStore()), MemoryResults)
+    memory = MemoryStore()
+    in_memory = results_for(memory)
+    assert isinstance(in_memory, StoreResults) and in_memory.store is memory
     chosen = MemoryResults()
     pipekit.configure(results=chosen)
     try:
@@ -75,6 +84,58 @@ def test_results_live_beside_the_history(tmp_path: Path) -> None:
     with pytest.raises(pipekit.PipekitError, match="ResultStore"):
         pipekit.configure(results="nope")  # type: ignore[arg-type]
     sqlite.close()
+
+
+def test_results_in_the_store_round_trip_and_prune_by_run_start(tmp_path: Path) -> None:
+    """StoreResults pickles through the history and prunes runs that started before a cutoff."""
+    from pipekit import dag, task
+
+    @task
+    def make() -> dict[str, int]:
+        return {"rows": 3}
+
+    @task
+    def use(x: dict[str, int]) -> int:
+        return x["rows"]
+
+    @dag(name="store_results")
+    def g() -> None:
+        use(make())
+
+    store = SQLiteStore(tmp_path / "h.db")
+    run = g.run(store=store)
+    results = results_for(store)
+    assert results.load(run.id, "make") == {"rows": 3}
+    assert results.load(run.id, "use") is MISSING  # no task receives use's value
+    assert results.save(run.id, "use", threading.Lock()) is False
+    assert results.prune(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert results.prune(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert results.load(run.id, "make") is MISSING
+    store.close()
+
+
+def test_configured_file_results_are_used_by_runs(tmp_path: Path) -> None:
+    """configure(results=FileResults(dir)) sends saved values to files instead."""
+    from pipekit import dag, task
+
+    @task
+    def source() -> int:
+        return 1
+
+    @task
+    def sink(x: int) -> int:
+        return x
+
+    @dag(name="file_results")
+    def g() -> None:
+        sink(source())
+
+    pipekit.configure(results=FileResults(tmp_path / "shared"))
+    try:
+        run = g.run(store=MemoryStore())
+    finally:
+        pipekit.configure(results=None)
+    assert [p.name for p in (tmp_path / "shared" / run.id).iterdir()] == ["source.pkl"]
 
 
 def test_only_values_another_task_receives_are_saved(tmp_path: Path) -> None:
@@ -100,5 +161,6 @@ def test_only_values_another_task_receives_are_saved(tmp_path: Path) -> None:
 
     store = SQLiteStore(tmp_path / "h.db")
     run = g.run(store=store)
-    assert [p.name for p in (tmp_path / "results" / run.id).iterdir()] == ["source.pkl"]
+    saved = [t for t in g.order if store.load_result(run.id, t) is not None]
+    assert saved == ["source"]
     store.close()

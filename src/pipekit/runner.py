@@ -25,12 +25,14 @@ from pipekit.context import TaskContext
 from pipekit.errors import RunFailed, TaskTimeout
 from pipekit.executors.base import Executor, Job, Outcome, format_error
 from pipekit.params import bind_params, encode_params
+from pipekit.results.store import StoreResults, dumps
 from pipekit.retry import NO_RETRY
 from pipekit.run import Run, TaskRun
 from pipekit.state import State
 from pipekit.stores.base import (
     AttemptEnded,
     AttemptStarted,
+    ResultSaved,
     RunEnded,
     RunResumed,
     RunStarted,
@@ -120,6 +122,7 @@ class _Loop:
         self.clock = clock
         self.log = log
         self.result_store = results
+        self.inline_results = isinstance(results, StoreResults) and results.store is store
         self.retries = retries
         self.force = force
         self.encoded = encoded
@@ -286,19 +289,25 @@ class _Loop:
         self.results[tid] = value
         self.state[tid] = _SUCCESS
         self.errors.pop(tid, None)
+        changes: list[Any] = []
         # Only values that another task receives are needed by a re-run.
-        if (
-            self.dag.tasks[tid].task.persist
-            and self.dag.consumers[tid]
-            and not self.result_store.save(self.run_id, tid, value)
-        ):
-            self.log.warning(
-                "result_not_persisted",
-                task=tid,
-                attempt=number,
-                reason="the value cannot be pickled; a re-run executes the task again",
-            )
-        self.store.record([AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS)])
+        if self.dag.tasks[tid].task.persist and self.dag.consumers[tid]:
+            if self.inline_results:  # in the history: same transaction as the success
+                data = dumps(value)
+                if data is not None:
+                    changes.append(ResultSaved(self.run_id, tid, data))
+                saved = data is not None
+            else:
+                saved = self.result_store.save(self.run_id, tid, value)
+            if not saved:
+                self.log.warning(
+                    "result_not_persisted",
+                    task=tid,
+                    attempt=number,
+                    reason="the value cannot be pickled; a re-run executes the task again",
+                )
+        changes.append(AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS))
+        self.store.record(changes)
         self.log.info("task_succeeded", task=tid, attempt=number)
         self.notify(
             self.dag.tasks[tid].task.on_success,

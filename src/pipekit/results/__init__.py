@@ -1,9 +1,9 @@
 """Result stores: where succeeded tasks' values are kept so that re-runs can skip them.
 
-``results_for(store)`` picks the location beside the run history: files under the
-SQLite file's directory (``results/``), memory beside a MemoryStore, files under
-``$PIPEKIT_HOME/results`` for any other store; ``pipekit.configure(results=...)``
-overrides it for the process.
+``results_for(store)`` picks the location: by default the run history itself (a SQLite
+history's ``results`` table, written in the same transaction as the task's success;
+memory for a MemoryStore); ``pipekit.configure(results=FileResults(path))`` puts them
+in files instead (a shared folder, say).
 """
 
 from __future__ import annotations
@@ -16,21 +16,26 @@ from typing import TYPE_CHECKING, Any
 from pipekit.results.base import MISSING, ResultStore
 from pipekit.results.files import FileResults
 from pipekit.results.memory import MemoryResults
+from pipekit.results.store import StoreResults
 
 if TYPE_CHECKING:
     from pipekit.stores.base import Store
 
-__all__ = ["MISSING", "FileResults", "MemoryResults", "ResultStore", "results_for"]
+__all__ = ["MISSING", "FileResults", "MemoryResults", "ResultStore", "StoreResults", "results_for"]
 
 _lock = threading.Lock()
 _beside: weakref.WeakKeyDictionary[Any, ResultStore] = weakref.WeakKeyDictionary()
 
 
 def results_for(store: Store) -> ResultStore:
-    """Return the result store that goes with the run-history ``store``."""
+    """Return where results of runs recorded in ``store`` are kept.
+
+    The process-wide choice of :func:`pipekit.configure` (``results=``) if any, else the
+    history store itself (:class:`StoreResults`: SQLite's ``results`` table, memory for
+    a MemoryStore), else, for a store that cannot hold them, files under
+    ``$PIPEKIT_HOME/results``.
+    """
     from pipekit.config import configured_results, home
-    from pipekit.stores.memory import MemoryStore
-    from pipekit.stores.sqlite import SQLiteStore
 
     chosen = configured_results()
     if chosen is not None:
@@ -41,10 +46,8 @@ def results_for(store: Store) -> ResultStore:
         except TypeError:  # a store that cannot be weakly referenced: no caching
             found = None
         if found is None:
-            if isinstance(store, MemoryStore):
-                found = MemoryResults()
-            elif isinstance(store, SQLiteStore):
-                found = FileResults(store.path.parent / "results")
+            if callable(getattr(store, "load_result", None)):
+                found = StoreResults(store)
             else:
                 found = FileResults(home() / "results")
             with contextlib.suppress(TypeError):

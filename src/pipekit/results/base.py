@@ -44,10 +44,6 @@ class ResultStore(Protocol):
         """Return the saved value, or :data:`MISSING`."""
         ...
 
-    def delete(self, run_id: str) -> None:
-        """Forget every value of the run."""
-        ...
-
     def prune(self, before: datetime) -> int:
         """Forget the values of runs last written before ``before``; return how many runs."""
         ...

@@ -24,6 +24,7 @@ __all__ = [
     "AttemptEnded",
     "AttemptStarted",
     "Change",
+    "ResultSaved",
     "RunEnded",
     "RunResumed",
     "RunStarted",
@@ -116,7 +117,22 @@ class TaskStateSet:
     reason: str | None = None
 
 
-Change = RunStarted | RunResumed | RunEnded | AttemptStarted | AttemptEnded | TaskStateSet
+@dataclass(frozen=True, slots=True)
+class ResultSaved:
+    """A succeeded task's value, pickled, kept for re-runs (replaces an earlier one).
+
+    The run loop records it in the same :meth:`Store.record` call as the task's
+    :class:`AttemptEnded`, so a task is never recorded as succeeded without its value.
+    """
+
+    run_id: str
+    task_id: str
+    data: bytes
+
+
+Change = (
+    RunStarted | RunResumed | RunEnded | AttemptStarted | AttemptEnded | TaskStateSet | ResultSaved
+)
 """Any state change a store records."""
 
 
@@ -151,6 +167,14 @@ class Store(Protocol):
 
     def attempts(self, run_id: str, task_id: str | None = None) -> list[Attempt]:
         """Return the attempt history of a run (or of one of its tasks), oldest first."""
+        ...
+
+    def load_result(self, run_id: str, task_id: str) -> bytes | None:
+        """Return the pickled value recorded by :class:`ResultSaved`, or None."""
+        ...
+
+    def prune_results(self, before: datetime) -> int:
+        """Forget the saved values of runs that started before ``before``; return how many runs."""
         ...
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from pipekit.stores.base import (
     AttemptEnded,
     AttemptStarted,
     Change,
+    ResultSaved,
     RunEnded,
     RunResumed,
     RunStarted,
@@ -88,7 +89,9 @@ class MemoryStore:
             TaskStateSet: self._task_state_set,
             RunEnded: self._run_ended,
             RunResumed: self._run_resumed,
+            ResultSaved: self._result_saved,
         }
+        self._results: dict[str, dict[str, bytes]] = {}
 
     def __repr__(self) -> str:
         """Show how many runs the store holds."""
@@ -268,6 +271,17 @@ class MemoryStore:
         for name in c.added:
             _put(tasks, name, TaskRun(name, queued), undo)
 
+    def _result_saved(self, c: ResultSaved, undo: _Undo) -> None:
+        tasks = self._run_tasks(c.run_id)
+        self._task(tasks, c.run_id, c.task_id)
+        if not isinstance(c.data, bytes):
+            raise StoreError(f"cannot record the result of {c.task_id!r}: data must be bytes")
+        values = self._results.get(c.run_id)
+        if values is None:
+            values = {}
+            _put(self._results, c.run_id, values, undo)
+        _put(values, c.task_id, c.data, undo)
+
     def _run_tasks(self, run_id: str) -> dict[str, TaskRun]:
         tasks = self._tasks.get(run_id)
         if tasks is None:
@@ -348,6 +362,20 @@ class MemoryStore:
             ]
         found.sort(key=lambda a: (a.started_at, position[a.task_id], a.number))
         return found
+
+    def load_result(self, run_id: str, task_id: str) -> bytes | None:
+        """Return the pickled value saved for the task, or None."""
+        with self._lock:
+            return self._results.get(run_id, {}).get(task_id)
+
+    def prune_results(self, before: datetime) -> int:
+        """Forget the saved values of runs that started before ``before``."""
+        cutoff = to_utc(before, "prune")
+        with self._lock:
+            old = [r for r in self._results if self._runs[r].started_at < cutoff]
+            for r in old:
+                del self._results[r]
+        return len(old)
 
     def close(self) -> None:
         """Forget nothing, but refuse further use: later calls raise StoreError."""

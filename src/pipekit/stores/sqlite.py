@@ -20,6 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,6 +42,7 @@ from pipekit.stores.base import (
     AttemptEnded,
     AttemptStarted,
     Change,
+    ResultSaved,
     RunEnded,
     RunResumed,
     RunStarted,
@@ -90,6 +92,13 @@ _SCHEMA: Final = (
         error TEXT,
         PRIMARY KEY (run_id, task_id, number)
     ) WITHOUT ROWID""",
+    # Values of succeeded tasks, pickled, for re-runs (written with the task's success).
+    """CREATE TABLE IF NOT EXISTS results (
+        run_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (run_id, task_id)
+    ) WITHOUT ROWID""",
 )
 
 _INSERT_RUN: Final = (
@@ -122,6 +131,15 @@ _RESUME_RUN: Final = "UPDATE runs SET state = 'running', ended_at = NULL, error 
 _RESET_TASK: Final = (
     "UPDATE task_runs SET state = 'queued', error = NULL, ended_at = NULL"
     " WHERE run_id = ? AND task_id = ?"
+)
+_SAVE_RESULT: Final = "INSERT OR REPLACE INTO results (run_id, task_id, data) VALUES (?, ?, ?)"
+_LOAD_RESULT: Final = "SELECT data FROM results WHERE run_id = ? AND task_id = ?"
+_PRUNE_RESULTS: Final = (
+    "DELETE FROM results WHERE run_id IN (SELECT id FROM runs WHERE started_at < ?)"
+)
+_COUNT_PRUNED: Final = (
+    "SELECT count(DISTINCT r.run_id) FROM results AS r JOIN runs ON runs.id = r.run_id"
+    " WHERE runs.started_at < ?"
 )
 _LAST_POSITION: Final = "SELECT COALESCE(MAX(position), -1) FROM task_runs WHERE run_id = ?"
 
@@ -224,6 +242,7 @@ class SQLiteStore:
             TaskStateSet: self._task_state_set,
             RunEnded: self._run_ended,
             RunResumed: self._run_resumed,
+            ResultSaved: self._result_saved,
         }
 
     def __repr__(self) -> str:
@@ -414,6 +433,12 @@ class SQLiteStore:
                     "list only new tasks as added"
                 ) from exc
 
+    def _result_saved(self, cur: sqlite3.Cursor, c: ResultSaved) -> None:
+        if not isinstance(c.data, bytes):
+            raise StoreError(f"cannot record the result of {c.task_id!r}: data must be bytes")
+        self._find_task(cur, c.run_id, c.task_id)
+        cur.execute(_SAVE_RESULT, (c.run_id, c.task_id, c.data))
+
     def _find_task(self, cur: sqlite3.Cursor, run_id: str, task_id: str) -> None:
         """Raise StoreError if the run or its task is not recorded (the slow path)."""
         if cur.execute(_TASK_EXISTS, (run_id, task_id)).fetchone() is not None:
@@ -512,6 +537,31 @@ class SQLiteStore:
             Attempt(r[0], r[1], r[2], STATES[r[3]], from_text(r[4]), from_text_or_none(r[5]), r[6])
             for r in rows
         ]
+
+    def load_result(self, run_id: str, task_id: str) -> bytes | None:
+        """Return the pickled value saved for the task, or None."""
+        with self._reading() as cur:
+            row = cur.execute(_LOAD_RESULT, (run_id, task_id)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def prune_results(self, before: datetime) -> int:
+        """Delete the saved values of runs that started before ``before``."""
+        cutoff = to_text(before, "prune")
+        with self._lock:
+            cur = self._cur
+            if cur is None:
+                raise self._closed()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                (count,) = cur.execute(_COUNT_PRUNED, (cutoff,)).fetchone()
+                cur.execute(_PRUNE_RESULTS, (cutoff,))
+                cur.execute("COMMIT")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise self._failure("write", exc) from exc
+                raise
+        return int(count)
 
     # -- housekeeping --------------------------------------------------------------
 
