@@ -84,7 +84,8 @@ def _dates(dag: DAG, start: Any, end: Any, step: Any, as_date: bool) -> list[Any
     if first > last:
         raise PipekitError(
             f"backfill of {dag.name!r}: start={start!r} is after end={end!r}; "
-            "give the earlier date first (use reverse=True to run newest first)"
+            "give the earlier date first (to run newest first: reverse=True, or --reverse "
+            "on the command line)"
         )
     if step is None and dag.schedule is not None:  # the schedule's own logical dates
         points = dag.schedule.logical_dates(first, last)

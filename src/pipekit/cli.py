@@ -9,6 +9,7 @@ to stdout as tables.
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -79,6 +80,8 @@ def _guard(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ParamError as exc:
+            if "has no parameter" in str(exc):
+                _fail(str(exc))
             _fail(f"{exc} (on the command line: -p {exc.param}=VALUE)")
         except PipekitError as exc:
             _fail(str(exc))
@@ -89,12 +92,23 @@ def _guard(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _date_of(run: Any) -> Any:
+    """The run's logical date: its DAG's date parameter (``ds`` when unknown)."""
+    from pipekit.dag import registered
+
+    dag = registered(run.dag)
+    param = (dag.logical_param if dag is not None else None) or "ds"
+    return run.params.get(param)
+
+
 def _print_failures(console: Any, run: Any, date: Any = None) -> None:
     for t in run.tasks.values():
         if t.state == "failed":
             first = (t.error or "").strip().split("\n", 1)[0]
             when = f"{date}: " if date is not None else ""
-            console.print(f"[bold red]FAILED[/] {when}{t.task_id}: {first}", highlight=False)
+            console.print(
+                f"[bold red]FAILED[/] {when}{t.task_id}: {first}", highlight=False, soft_wrap=True
+            )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -210,11 +224,8 @@ def backfill(
         max_workers=max_workers,
         **_params(params),
     )
-    click.echo(
-        str(report).replace(
-            "report.rerun_failed()", f"pipekit backfill {dagref} --start {start} --end {end}"
-        )
-    )
+    again = shlex.join(["pipekit", *sys.argv[1:]])  # the same command redoes the failures
+    click.echo(str(report).replace("report.rerun_failed()", again))
     if not report.ok and not dry_run:
         sys.exit(1)
 
@@ -254,7 +265,7 @@ def rerun(
     print_table(console, run_table(result))
     print_table(console, tasks_table(result.tasks))
     if result.state != "success":
-        _print_failures(console, result, result.params.get("ds"))
+        _print_failures(console, result, _date_of(result))
         sys.exit(1)
 
 
@@ -372,7 +383,7 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
-        _print_failures(console, r, r.params.get("ds"))
+        _print_failures(console, r, _date_of(r))
     if failed:
         sys.exit(1)
 

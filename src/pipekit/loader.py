@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -55,6 +56,10 @@ def load_file(path: str | Path) -> ModuleType:
         raise PipekitError(
             f"loading DAG file {str(path)!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
+    import cloudpickle
+
+    # Worker processes cannot import this synthetic module: send its functions by value.
+    cloudpickle.register_pickle_by_value(module)
     return module
 
 
@@ -97,6 +102,8 @@ def resolve(ref: str) -> DAG:
     if is_file:
         module = load_file(target)
     else:
+        if os.getcwd() not in sys.path:  # as `python -m` does: modules of the project
+            sys.path.insert(0, os.getcwd())
         try:
             module = importlib.import_module(target)
         except ImportError as exc:

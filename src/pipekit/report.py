@@ -130,10 +130,11 @@ class BackfillReport:
         bad = [t for t in o.run.tasks.values() if t.state == State.FAILED]
         if not bad:
             return f"  {d}: run {o.run.id} {o.run.state} ({o.run.error or 'no task failed'})"
-        first = bad[0]
-        reason = (first.error or "").strip().split("\n", 1)[0]
-        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
-        return f"  {d}: {first.task_id} failed{more}: {reason}  [run {o.run.id}]"
+        lines = []
+        for t in bad:
+            reason = (t.error or "").strip().split("\n", 1)[0]
+            lines.append(f"  {d}: {t.task_id} failed: {reason}  [run {o.run.id}]")
+        return "\n".join(lines)
 
     def __str__(self) -> str:
         """A summary: counts, then each failed date with its task and error, then dates not run."""
@@ -143,7 +144,8 @@ class BackfillReport:
             lines += [f"  {d}: {o.action} ({o.reason})" for d, o in self.dates.items()]
             return "\n".join(lines)
         head = (
-            f"backfill of {self.dag}: {n} dates, {len(self.succeeded)} succeeded, "
+            f"backfill of {self.dag}: {n} date{'s' if n != 1 else ''}, "
+            f"{len(self.succeeded)} succeeded, "
             f"{len(self.failed)} failed, {len(self.skipped)} skipped, "
             f"{len(self.not_run)} not run"
         )

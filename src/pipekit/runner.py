@@ -154,12 +154,12 @@ class _Loop:
             if tid not in self.state:
                 continue
             self.attempts[tid] = self.base[tid] = rec.attempts
+            if rec.started_at is not None:  # a task's start is its first attempt's, ever
+                self.started[tid] = rec.started_at
             if tid not in todo:
                 self.state[tid] = rec.state
                 if rec.error:
                     self.errors[tid] = rec.error
-                if rec.started_at is not None:
-                    self.started[tid] = rec.started_at
                 if rec.ended_at is not None:
                     self.ended[tid] = rec.ended_at
         self.waiting = {

@@ -47,7 +47,18 @@ def main(argv: list[str]) -> int:
         frame = read_frame(rfd)
         if frame is None:
             return 0
-        job = pickle.loads(frame)
+        key, task_id, payload = pickle.loads(frame)
+        try:
+            job = pickle.loads(payload)
+        except Exception as exc:  # the task's code cannot be rebuilt here: fail the attempt
+            from pipekit.executors.base import Outcome, format_error
+
+            error = RuntimeError(
+                f"task {task_id!r} could not be loaded in the worker process "
+                f"({type(exc).__name__}: {exc}); define tasks in importable modules or files"
+            )
+            write_frame(wfd, _dump(Outcome(key, False, None, error, format_error(error))))
+            continue
         write_frame(wfd, _dump(invoke(job)))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -78,8 +79,6 @@ class ProcessesExecutor:
         os.close(to_child_r)
         os.close(from_child_w)
         worker = _Worker(proc, to_child_w, from_child_r)
-        import pickle
-
         write_frame(worker.wfd, pickle.dumps(list(sys.path)))
         threading.Thread(
             target=self._listen, args=(worker,), name="pipekit-proc-reader", daemon=True
@@ -88,8 +87,6 @@ class ProcessesExecutor:
         return worker
 
     def _listen(self, worker: _Worker) -> None:
-        import pickle
-
         report = self._report
         assert report is not None
         while True:
@@ -144,7 +141,7 @@ class ProcessesExecutor:
         report = self._report
         assert report is not None
         try:
-            payload = cloudpickle.dumps(job)
+            payload = pickle.dumps((job.key, job.context.task, cloudpickle.dumps(job)))
         except Exception as exc:
             err = PipekitError(
                 f"task {job.context.task!r} or its arguments cannot be sent to a worker process "

@@ -310,7 +310,10 @@ class MemoryStore:
             self._check_open()
             header = self._runs.get(run_id)
             if header is None:
-                raise _unknown_run(run_id)
+                raise StoreError(
+                    f"no run {run_id!r} in the memory store; check the id: "
+                    "store.list_runs() lists the recorded runs"
+                )
             return self._build(header)
 
     def list_runs(

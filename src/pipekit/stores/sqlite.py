@@ -479,7 +479,10 @@ class SQLiteStore:
             row = cur.execute(_SELECT_RUN, (run_id,)).fetchone()
             tasks = cur.execute(_SELECT_TASKS, (run_id,)).fetchall() if row else []
         if row is None:
-            raise self._unknown_run(run_id)
+            raise StoreError(
+                f"no run {run_id!r} in run history {self.path}; check the id: "
+                "`pipekit runs` (or store.list_runs()) lists the recorded runs"
+            )
         return _run(row, {t[1]: _task(t) for t in tasks})
 
     def list_runs(
