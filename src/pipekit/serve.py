@@ -104,7 +104,9 @@ class Scheduler:
         self.mtimes: dict[Path, float] = {}
         self.loaded: dict[Path, list[DAG]] = {}
         self.active: dict[tuple[str, str], threading.Thread] = {}
-        self.started: list[Run] = []
+        self.order: list[tuple[str, str]] = []  # runs launched, in launch order
+        self.finished: dict[tuple[str, str], Run] = {}
+        self.broken: set[tuple[str, str]] = set()  # could not start: not tried again
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.forced = False
@@ -167,7 +169,7 @@ class Scheduler:
         out = []
         for v in values:
             key = str(encode_params(dag.name, {param: v})[param])
-            if key in recorded or (dag.name, key) in self.active:
+            if key in recorded or (dag.name, key) in self.active or (dag.name, key) in self.broken:
                 continue
             out.append(v)
         return out
@@ -198,8 +200,10 @@ class Scheduler:
                     clock=None,
                 )
                 with self.lock:
-                    self.started.append(run)
+                    self.finished[key] = run
             except Exception as exc:
+                with self.lock:
+                    self.broken.add(key)
                 self.log.error(
                     "scheduled_run_failed_to_start",
                     dag=dag.name,
@@ -214,6 +218,7 @@ class Scheduler:
         thread = threading.Thread(target=work, name=f"pipekit-serve-{dag.name}", daemon=True)
         with self.lock:
             self.active[key] = thread
+            self.order.append(key)
         self.log.info("run_triggered", dag=dag.name, logical_date=key[1])
         thread.start()
 
@@ -257,8 +262,9 @@ class Scheduler:
         finally:
             self._wait_active(stopping)
             restore()
-            self.log.info("scheduler_stopped", runs=len(self.started))
-        return list(self.started)
+            self.log.info("scheduler_stopped", runs=len(self.finished))
+        with self.lock:
+            return [self.finished[k] for k in self.order if k in self.finished]
 
     def _sleep(self, poll: float) -> None:
         from pipekit.clock import SystemClock
