@@ -123,6 +123,8 @@ class _Loop:
         self.log = log
         self.result_store = results
         self.inline_results = isinstance(results, StoreResults) and results.store is store
+        # An executor that keeps values remote (Dask futures) says how to fetch one here.
+        self.gather: Any = getattr(executor, "gather", None) or (lambda value: value)
         self.retries = retries
         self.force = force
         self.encoded = encoded
@@ -293,12 +295,12 @@ class _Loop:
         # Only values that another task receives are needed by a re-run.
         if self.dag.tasks[tid].task.persist and self.dag.consumers[tid]:
             if self.inline_results:  # in the history: same transaction as the success
-                data = dumps(value)
+                data = dumps(self.gather(value))
                 if data is not None:
                     changes.append(ResultSaved(self.run_id, tid, data))
                 saved = data is not None
             else:
-                saved = self.result_store.save(self.run_id, tid, value)
+                saved = self.result_store.save(self.run_id, tid, self.gather(value))
             if not saved:
                 self.log.warning(
                     "result_not_persisted",
@@ -409,7 +411,7 @@ class _Loop:
                 tid,
                 self.state[tid],
                 self.attempts.get(tid, 0),
-                self.results.get(tid),
+                self.gather(self.results.get(tid)),
                 self.errors.get(tid),
                 self.started.get(tid),
                 self.ended.get(tid),

@@ -110,6 +110,12 @@ class Executor(Protocol):
       process worker is terminated; a thread is abandoned) and never reports it;
     * on :meth:`shutdown`, releases its workers; with ``cancel=True`` it kills
       whatever still runs.
+
+    Optionally, an executor whose outcomes carry remote handles instead of values (Dask
+    futures, so that data passed between tasks stays on the cluster) defines
+    ``gather(value) -> Any``; the loop calls it only where it needs the value itself:
+    to save a result for re-runs and to fill ``Run.tasks[...].result``. Handles passed
+    to :meth:`submit` in ``Job.args``/``Job.kwargs`` are the executor's to resolve.
     """
 
     capacity: int
