@@ -15,11 +15,13 @@ import contextlib
 import heapq
 import os
 import queue
+import weakref
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from pipekit._writer import GroupCommit
 from pipekit.callbacks import Callback, Dispatcher, Event
 from pipekit.context import TaskContext
 from pipekit.errors import RunFailed, TaskTimeout
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from pipekit.clock import Clock
     from pipekit.dag import DAG, Node
     from pipekit.results.base import ResultStore
-    from pipekit.stores.base import Store
+    from pipekit.stores.base import Change, Store
 
 __all__ = ["Resume", "execute", "new_run_id"]
 
@@ -95,6 +97,70 @@ def _resolve(value: Any, results: dict[str, Any], params: dict[str, Any]) -> Any
     return value
 
 
+_REF, _PARAM, _NESTED = 0, 1, 2
+_plans: weakref.WeakKeyDictionary[DAG, dict[str, tuple[Any, Any]]] = weakref.WeakKeyDictionary()
+
+
+def _plan(values: Any) -> list[tuple[Any, int, Any]]:
+    """Where the references among a node's arguments are: (position or name, kind, key)."""
+    from pipekit.dag import ParamRef, _scan
+    from pipekit.task import TaskRef
+
+    items = values.items() if isinstance(values, Mapping) else enumerate(values)
+    plan: list[tuple[Any, int, Any]] = []
+    for where, value in items:
+        if isinstance(value, TaskRef):
+            plan.append((where, _REF, value.task_id))
+        elif isinstance(value, ParamRef):
+            plan.append((where, _PARAM, value.name))
+        elif _scan(value, []):
+            plan.append((where, _NESTED, value))
+    return plan
+
+
+def _bind(dag: DAG, node: Node, results: dict[str, Any], params: dict[str, Any]) -> tuple[Any, Any]:
+    """A dynamic node's arguments with references replaced by values (plans are cached)."""
+    cache = _plans.get(dag)
+    if cache is None:
+        cache = _plans.setdefault(dag, {})
+    plans = cache.get(node.task_id)
+    if plans is None:
+        plans = (_plan(node.args), _plan(node.kwargs))
+        cache[node.task_id] = plans
+    arg_plan, kwarg_plan = plans
+    args: Any = node.args
+    if arg_plan:
+        args = list(args)
+        for i, kind, key in arg_plan:
+            args[i] = (
+                results[key]
+                if kind == _REF
+                else params[key]
+                if kind == _PARAM
+                else _resolve(key, results, params)
+            )
+    kwargs: Any = node.kwargs
+    if kwarg_plan:
+        kwargs = dict(kwargs)
+        for name, kind, key in kwarg_plan:
+            kwargs[name] = (
+                results[key]
+                if kind == _REF
+                else params[key]
+                if kind == _PARAM
+                else _resolve(key, results, params)
+            )
+    return args, kwargs
+
+
+class Recorder(Protocol):
+    """What the loop writes history through (a store, or its group-commit writer)."""
+
+    def record(self, changes: Sequence[Change]) -> None:
+        """Apply ``changes`` in order."""
+        ...
+
+
 class _Loop:
     """The state of one run while it executes."""
 
@@ -103,7 +169,7 @@ class _Loop:
         dag: DAG,
         run_id: str,
         params: dict[str, Any],
-        store: Store,
+        store: Recorder,
         executor: Executor,
         clock: Clock,
         log: Any,
@@ -113,6 +179,7 @@ class _Loop:
         force: Collection[str],
         resume: Resume | None,
         encoded: Mapping[str, Any],
+        history: Store,
     ) -> None:
         self.dag = dag
         self.run_id = run_id
@@ -122,7 +189,7 @@ class _Loop:
         self.clock = clock
         self.log = log
         self.result_store = results
-        self.inline_results = isinstance(results, StoreResults) and results.store is store
+        self.inline_results = isinstance(results, StoreResults) and results.store is history
         # An executor that keeps values remote (Dask futures) says how to fetch one here.
         self.gather: Any = getattr(executor, "gather", None) or (lambda value: value)
         self.retries = retries
@@ -189,8 +256,7 @@ class _Loop:
         self.store.record([AttemptStarted(self.run_id, tid, number, now)])
         self.log.debug("task_started", task=tid, attempt=number)
         if node.dynamic:
-            args = _resolve(node.args, self.results, self.params)
-            kwargs = _resolve(node.kwargs, self.results, self.params)
+            args, kwargs = _bind(self.dag, node, self.results, self.params)
         else:
             args, kwargs = node.args, node.kwargs
         key = self.next_key
@@ -433,7 +499,7 @@ class _Loop:
 
 
 def _begin(
-    history: Store,
+    history: Recorder,
     dag: DAG,
     run_id: str,
     now: datetime,
@@ -502,6 +568,7 @@ def execute(
     bound = bind_params(dag.name, dag.params, params, dag.tz)
     encoded = encode_params(dag.name, bound)
     history = resolve_store(store)
+    results = results_for(history)
     engine = make_executor(executor, max_workers)
     clock = clock or SystemClock()
     now = clock.now()
@@ -512,21 +579,23 @@ def execute(
     log = structlog.get_logger("pipekit").bind(dag=dag.name, run_id=run_id)
     # Run events carry attempt=1 on a first execution; a re-run's are marked rerun=True.
     tag: dict[str, Any] = {"attempt": 1} if resume is None else {"rerun": True}
+    writer = GroupCommit(history)  # batched, ordered, committed within 50 ms
     loop = _Loop(
         dag,
         run_id,
         bound,
-        history,
+        writer,
         engine,
         clock,
         log,
-        results=results_for(history),
+        results=results,
         retries=retries,
         force=frozenset(force),
         resume=resume,
         encoded=encoded,
+        history=history,
     )
-    _begin(history, dag, run_id, now, started_at, encoded, resume, log, tag)
+    _begin(writer, dag, run_id, now, started_at, encoded, resume, log, tag)
     engine.start(loop.outcomes.put)
     error: str | None = None
     try:
@@ -535,7 +604,8 @@ def execute(
         engine.shutdown(cancel=True)
         try:
             error = loop.interrupt(exc)
-            history.record([RunEnded(run_id, _FAILED, clock.now(), error)])
+            writer.record([RunEnded(run_id, _FAILED, clock.now(), error)])
+            writer.close()
         except Exception as store_exc:  # the store itself may be what failed
             log.error("run_not_recorded", error=str(store_exc))
         log.error("run_finished", state=str(_FAILED), error=error, **tag)
@@ -545,7 +615,8 @@ def execute(
     failed = any(s is _FAILED or s is _UPSTREAM_FAILED for s in loop.state.values())
     state = _FAILED if failed else _SUCCESS
     ended_at = clock.now()
-    history.record([RunEnded(run_id, state, ended_at)])
+    writer.record([RunEnded(run_id, state, ended_at)])
+    writer.close()  # the whole run is committed before run() returns
     (log.error if failed else log.info)("run_finished", state=str(state), **tag)
     loop.finish(state, None)
     run = loop.build(state, started_at, ended_at, error)
