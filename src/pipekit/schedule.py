@@ -55,6 +55,8 @@ class Schedule:
         import pendulum
 
         if isinstance(moment, datetime):
+            if moment.tzinfo is None:  # a naive datetime is read in the schedule's timezone
+                return pendulum.instance(moment, tz=self.tz)
             return pendulum.instance(moment).in_timezone(self.tz)
         if isinstance(moment, date):
             return pendulum.datetime(moment.year, moment.month, moment.day, tz=self.tz)
@@ -148,7 +150,15 @@ def parse_schedule(value: Any, *, tz: str, start: Any, dag_name: str) -> Schedul
             f"DAG {dag_name!r}: schedule={value!r} is not a valid 5-field cron expression "
             f"(minute hour day-of-month month day-of-week) or preset ({', '.join(PRESETS)})"
         )
-    return Schedule(expr, None, tz, anchor, value)
+    schedule = Schedule(expr, None, tz, anchor, value)
+    try:  # valid syntax can still describe a time that never comes (31 February)
+        schedule.next_after(anchor or "2024-01-01")
+    except Exception as exc:
+        raise DefinitionError(
+            f"DAG {dag_name!r}: schedule={value!r} never fires ({type(exc).__name__}); "
+            "check the day-of-month and month fields"
+        ) from exc
+    return schedule
 
 
 def _anchor(start: Any, tz: str, dag_name: str) -> datetime | None:
