@@ -9,6 +9,7 @@ changes a run's outcome).
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -61,8 +62,11 @@ class Webhook:
 
     def __repr__(self) -> str:
         """Show the host only: webhook URLs often embed a secret."""
-        host = self.url.split("/")[2]
-        return f"Webhook({host!r})"
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        host = parts.hostname or "?"
+        return f"Webhook({host if parts.port is None else f'{host}:{parts.port}'!r})"
 
     def __call__(self, event: Event) -> None:
         """Post the event; raise PipekitError if the server does not answer 2xx."""
@@ -76,9 +80,12 @@ class Webhook:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status = response.status
+        except urllib.error.HTTPError as exc:  # the error is the open response: close it
+            exc.close()
+            raise PipekitError(f"webhook {self!r} answered HTTP {exc.code}") from None
         except OSError as exc:
             raise PipekitError(f"webhook {self!r} failed: {exc}") from exc
-        if not 200 <= status < 300:
+        if not 200 <= status < 300:  # 1xx/3xx that urllib did not follow
             raise PipekitError(f"webhook {self!r} answered HTTP {status}")
 
 

@@ -1,0 +1,1 @@
+"""DAG modules for the scheduler's tests (``serve``): scheduled, manual and slow DAGs."""
