@@ -51,7 +51,13 @@ def test_random_sigkills_never_record_unfinished_successes_and_rerun_completes(
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "START"
-            time.sleep(rng.uniform(0.0, 0.35))  # somewhere in the middle of the run
+            # Kill once a random number of tasks have finished: always mid-run.
+            target = rng.randrange(1, LAYERS * WIDTH - 1)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                if log.exists() and log.read_bytes().count(b"\n") >= target:
+                    break
+                time.sleep(0.001)
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)

@@ -14,6 +14,7 @@ loop flushes before it returns, so a finished ``run()`` is fully recorded.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,23 +53,45 @@ class GroupCommit:
         self._error: BaseException | None = None
         self._busy = False
         self._urgent = False
+        # When the oldest change not yet committed was queued (None: all committed).
+        self._pending_since: float | None = None
+        self._inflight_since: float | None = None
+        # A loop that runs ahead of a starved writer (the GIL) waits for it past this age.
+        self._stale = max_delay * 0.6
         # Commit a little sooner than the promise, leaving room for the commit itself.
         self._gather = max_delay / 5
         self._thread = threading.Thread(target=self._run, name="pipekit-history", daemon=True)
         self._thread.start()
 
+    def _oldest(self) -> float | None:
+        return self._inflight_since if self._busy else self._pending_since
+
     def record(self, changes: Sequence[Change]) -> None:
-        """Queue ``changes`` (in order); raise the writer's error if an earlier batch failed."""
+        """Queue ``changes`` (in order); raise the writer's error if an earlier batch failed.
+
+        If the oldest uncommitted change is getting close to ``max_delay`` (the writer
+        is starved of the GIL by a busy loop, or the store is slow), this waits until
+        everything queued is committed: the 50 ms promise holds under load too.
+        """
+        now = time.monotonic()
         with self._cond:
             if self._error is not None:
                 raise self._error
-            if len(self._pending) >= self.max_pending:
+            oldest = self._oldest()
+            if (oldest is not None and now - oldest > self._stale) or len(
+                self._pending
+            ) >= self.max_pending:
+                self._urgent = True
+                self._cond.notify_all()
                 self._cond.wait_for(
-                    lambda: len(self._pending) < self.max_pending or self._error is not None
+                    lambda: (not self._pending and not self._busy) or self._error is not None
                 )
+                self._urgent = False
                 if self._error is not None:
                     raise self._error
             wake = not self._pending
+            if wake:
+                self._pending_since = now
             self._pending.extend(changes)
             if wake:
                 self._cond.notify_all()
@@ -89,6 +112,8 @@ class GroupCommit:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 self._busy = True
+                self._inflight_since = self._pending_since
+                self._pending_since = time.monotonic() if self._pending else None
             try:
                 self.store.record(batch)
             except BaseException as exc:  # surfaced to the loop on its next record/flush

@@ -9,7 +9,6 @@ raise: the :class:`pipekit.BackfillReport` says what happened to each date.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import sys
 from collections.abc import Mapping
@@ -21,6 +20,8 @@ from pipekit.report import BackfillReport, DateOutcome
 from pipekit.state import State
 
 if TYPE_CHECKING:
+    import concurrent.futures as cf
+
     from pipekit.clock import Clock
     from pipekit.dag import DAG
     from pipekit.executors.base import Executor
@@ -402,6 +403,8 @@ class _Backfill:
         failures = 0
         stopped = False
         bar = _progress(len(todo), self.dag.name, show)
+        import concurrent.futures as cf
+
         pool = cf.ThreadPoolExecutor(max_workers=max_active_runs, thread_name_prefix="pipekit-bf")
         running: dict[cf.Future[DateOutcome], Any] = {}
         pending = list(todo)
@@ -471,8 +474,19 @@ class _Backfill:
         state = "failed" if report.failed or report.not_run else "success"
         targets = self.dag.on_failure if state == "failed" else self.dag.on_success
         if targets:
+            from pipekit.params import encode_params
+
+            first = next(iter(self.per_date.values()), {})
+            fixed = {k: v for k, v in first.items() if k != self.param}
             event = Event(
-                "backfill", self.dag.name, None, None, {}, None, state, summary=str(report)
+                "backfill",
+                self.dag.name,
+                None,
+                None,
+                encode_params(self.dag.name, fixed),
+                None,
+                state,
+                summary=str(report),
             )
             for target in targets:
                 try:

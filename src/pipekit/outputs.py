@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import string
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -43,6 +41,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         >>> with pipekit.atomic_path(f"out/{ds}.csv") as tmp:
         ...     frame.to_csv(tmp)
     """
+    import shutil
+    import tempfile
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

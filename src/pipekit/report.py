@@ -8,7 +8,6 @@ failed tasks with :meth:`BackfillReport.rerun_failed`.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -165,6 +164,8 @@ class BackfillReport:
 
     def _repr_html_(self) -> str:
         """A table of dates by tasks, each cell coloured by the task's state (for notebooks)."""
+        import html
+
         task_ids: list[str] = []
         for o in self.dates.values():
             if o.run is not None:

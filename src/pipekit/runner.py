@@ -25,7 +25,7 @@ from pipekit._writer import GroupCommit
 from pipekit.callbacks import Callback, Dispatcher, Event
 from pipekit.context import TaskContext
 from pipekit.errors import RunFailed, TaskTimeout
-from pipekit.executors.base import Executor, Job, Outcome, format_error
+from pipekit.executors.base import Executor, Job, Outcome, format_error, invoke
 from pipekit.params import bind_params, encode_params
 from pipekit.results.store import StoreResults, dumps
 from pipekit.retry import NO_RETRY
@@ -192,6 +192,8 @@ class _Loop:
         self.inline_results = isinstance(results, StoreResults) and results.store is history
         # An executor that keeps values remote (Dask futures) says how to fetch one here.
         self.gather: Any = getattr(executor, "gather", None) or (lambda value: value)
+        # An executor may let the loop run a task itself when it is the only one runnable.
+        self.inline_alone = bool(getattr(executor, "inline_alone", False))
         self.retries = retries
         self.force = force
         self.encoded = encoded
@@ -265,7 +267,18 @@ class _Loop:
         deadline = self.clock.monotonic() + timeout if timeout is not None else None
         self.running[key] = (tid, deadline)
         ctx = TaskContext(self.run_id, self.dag.name, tid, number, self.params, output)
-        self.executor.submit(Job(key, node.task.fn, args, kwargs, ctx, timeout))
+        job = Job(key, node.task.fn, args, kwargs, ctx, timeout)
+        if (
+            self.inline_alone
+            and timeout is None
+            and len(self.running) == 1
+            and not self.ready
+            and not self.timers
+        ):
+            # Nothing else can run until this task ends: skip two thread hand-offs.
+            self.outcomes.put(invoke(job))
+            return
+        self.executor.submit(job)
 
     def skip_existing(self, tid: str, output: str) -> None:
         """The task's output exists: record it skipped and let its downstream tasks run."""

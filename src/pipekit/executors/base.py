@@ -116,6 +116,8 @@ class Executor(Protocol):
     ``gather(value) -> Any``; the loop calls it only where it needs the value itself:
     to save a result for re-runs and to fill ``Run.tasks[...].result``. Handles passed
     to :meth:`submit` in ``Job.args``/``Job.kwargs`` are the executor's to resolve.
+    An executor that sets ``inline_alone = True`` lets the loop run a job itself (with
+    :func:`invoke`) when it is the only one that can run, saving two thread hand-offs.
     """
 
     capacity: int
