@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 pytest.importorskip("duckdb", reason="the notebook uses the flights example (pipekit[examples])")
+nbformat = pytest.importorskip("nbformat", reason="the notebook runner is in pipekit[examples]")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "notebooks" / "backfill.ipynb"
 
