@@ -5,11 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["networkx", "pendulum", "structlog", "tenacity", "cloudpickle", "sqlite3"]
+HEAVY = [
+    "networkx",
+    "pendulum",
+    "structlog",
+    "tenacity",
+    "cloudpickle",
+    "sqlite3",
+    "yaml",
+    "jsonschema",
+]
 
 
 def test_import_pipekit_loads_no_heavy_dependency() -> None:
-    """None of networkx, pendulum, structlog, tenacity, cloudpickle, sqlite3 is imported."""
+    """None of networkx, pendulum, structlog, tenacity, cloudpickle, sqlite3, yaml, jsonschema."""
     code = f"import sys, pipekit; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

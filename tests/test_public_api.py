@@ -40,6 +40,7 @@ EXPECTED = {
     "rerun",
     "serve",
     "Event",
+    "from_yaml",
 }
 
 

@@ -16,11 +16,16 @@ records every state change in a run-history store::
 
     run = etl.run(ds="2024-01-05")
 
+A YAML DAG file of shell, SQL and Python tasks becomes the same kind of DAG with
+:func:`from_yaml` (see :mod:`pipekit.declarative`).
+
 Importing pipekit is cheap: networkx, pendulum, structlog, tenacity and the
 database drivers are imported only where they are used.
 """
 
 from __future__ import annotations
+
+import os
 
 from pipekit.backfill import backfill
 from pipekit.callbacks import Event
@@ -81,6 +86,7 @@ __all__ = [
     "configure",
     "context",
     "dag",
+    "from_yaml",
     "get_logger",
     "prune",
     "rerun",
@@ -89,9 +95,32 @@ __all__ = [
 ]
 
 
+def from_yaml(path: str | os.PathLike[str]) -> DAG:
+    """Load a YAML DAG file as a :class:`DAG`; see :func:`pipekit.declarative.from_yaml`.
+
+    PyYAML and jsonschema are imported on the first call, not with pipekit.
+
+    Example:
+        >>> marts = pipekit.from_yaml("examples/dags/flights_marts.yml")
+        >>> marts.run(ds="2013-01-05")
+    """
+    from pipekit.declarative import from_yaml as load
+
+    return load(path)
+
+
 def __getattr__(name: str) -> object:
-    """Import the subpackages (stores, executors, results, testing) on first use."""
-    if name in ("stores", "executors", "results", "testing", "notify", "schedule", "loader"):
+    """Import the subpackages (stores, executors, results, testing, ...) on first use."""
+    if name in (
+        "stores",
+        "executors",
+        "results",
+        "testing",
+        "notify",
+        "schedule",
+        "loader",
+        "declarative",
+    ):
         import importlib
 
         return importlib.import_module(f"pipekit.{name}")

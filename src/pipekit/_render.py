@@ -7,6 +7,8 @@ printed at their natural width, so an id can always be pasted into the next comm
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -119,14 +121,24 @@ def run_table(run: Run) -> Table:
     return grid
 
 
+def _mermaid(tid: str) -> str:
+    """A task as a Mermaid node: its id, or a safe id and its label (``t[eu]`` has brackets)."""
+    if re.fullmatch(r"\w+", tid, re.ASCII):
+        return tid
+    word = re.sub(r"\W", "_", tid, flags=re.ASCII)
+    safe = f"{word}_{zlib.crc32(tid.encode()):08x}"  # unique: a-b and a.b differ
+    label = tid.replace('"', "#quot;")
+    return f'{safe}["{label}"]'
+
+
 def graph_text(dag: DAG, fmt: str) -> str:
     """The DAG as ``ascii`` (one line per task with its upstreams), ``mermaid`` or ``dot``."""
     if fmt == "mermaid":
         lines = ["graph TD"]
         for tid, node in dag.tasks.items():
             if not node.upstream and not dag.downstream[tid]:
-                lines.append(f"    {tid}")
-            lines += [f"    {u} --> {tid}" for u in node.upstream]
+                lines.append(f"    {_mermaid(tid)}")
+            lines += [f"    {_mermaid(u)} --> {_mermaid(tid)}" for u in node.upstream]
         return "\n".join(lines)
     if fmt == "dot":
         lines = [f"digraph {json.dumps(dag.name)} {{", "    rankdir=LR;"]

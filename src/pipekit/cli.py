@@ -1,9 +1,10 @@
-"""The ``pipekit`` command line: run, backfill, re-run, inspect and schedule DAGs.
+"""The ``pipekit`` command line: run, backfill, re-run, inspect, check and schedule DAGs.
 
+Every command that takes a DAG takes a Python DAG file or module, or a YAML DAG file.
 Exit codes: 0 success; 1 a run (or any backfill date) failed; 2 bad usage (an unknown
-DAG, a missing parameter, a bad date, a missing file), with a one-line message and no
-traceback. Logs go to stderr (warnings and errors; ``-v`` for every event); results go
-to stdout as tables.
+DAG, a missing parameter, a bad date, a missing file, a DAG file with problems), with
+one line per problem and no traceback. Logs go to stderr (warnings and errors; ``-v``
+for every event); results go to stdout as tables.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -115,7 +117,10 @@ def _print_failures(console: Any, run: Any, date: Any = None) -> None:
 @click.option(
     "--store",
     metavar="PATH|URL",
-    help="Run history: a SQLite path, sqlite:///path or memory:// (default: $PIPEKIT_HOME).",
+    help=(
+        "Run history: a SQLite path, sqlite:///path, postgresql://user@host/db or memory:// "
+        "(default: $PIPEKIT_STORE, else $PIPEKIT_HOME/history.db)."
+    ),
 )
 @click.option("-v", "--verbose", count=True, help="Log pipekit's events to stderr (-vv: debug).")
 @click.version_option(package_name="pipekit")
@@ -133,7 +138,9 @@ def cli(ctx: click.Context, store: str | None, verbose: int) -> None:
     "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A run parameter."
 )
 @click.option(
-    "--executor", type=click.Choice(["sequential", "threads", "processes"]), default="threads"
+    "--executor",
+    type=click.Choice(["sequential", "threads", "processes", "dask"]),
+    default="threads",
 )
 @click.option("--max-workers", type=click.IntRange(min=1), default=None)
 @click.pass_context
@@ -180,7 +187,9 @@ def run(
     "-p", "--param-value", "params", multiple=True, metavar="KEY=VALUE", help="Other parameters."
 )
 @click.option(
-    "--executor", type=click.Choice(["sequential", "threads", "processes"]), default="threads"
+    "--executor",
+    type=click.Choice(["sequential", "threads", "processes", "dask"]),
+    default="threads",
 )
 @click.option("--max-workers", type=click.IntRange(min=1), default=None)
 @click.pass_context
@@ -236,7 +245,9 @@ def backfill(
 @click.option("--downstream/--no-downstream", default=True, show_default=True)
 @click.option("--retries/--no-retries", default=True, show_default=True)
 @click.option(
-    "--executor", type=click.Choice(["sequential", "threads", "processes"]), default="threads"
+    "--executor",
+    type=click.Choice(["sequential", "threads", "processes", "dask"]),
+    default="threads",
 )
 @click.pass_context
 @_guard
@@ -349,15 +360,79 @@ def list_dags(path: str) -> None:
             table.add_row(d.name, str(file), schedule, str(len(d.tasks)), params)
             count += 1
     if not count:
-        _fail(f"no DAG found in {path!r}; DAG files define functions decorated with @dag")
+        _fail(
+            f"no DAG found in {path!r}; DAG files are Python files defining functions "
+            "decorated with @dag, or YAML files with a tasks: key"
+        )
     print_table(_console(), table)
+
+
+def _shown(arg: str, file: Path) -> str:
+    """``file`` as the user would write it: under the argument they gave."""
+    given = Path(arg)
+    if given.is_file():
+        return arg
+    try:
+        return str(given / file.relative_to(given.resolve()))
+    except ValueError:
+        return str(file)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def validate(paths: tuple[str, ...]) -> None:
+    """Check DAG files (YAML and Python) and folders of them, running nothing.
+
+    Prints one line per file that is fine; exits 2 with one line per problem
+    (``file:line: task 'name', key 'key': what is wrong``), for pre-commit hooks and CI.
+    """
+    from pipekit.declarative import problems
+    from pipekit.loader import dags_in, find_files, is_yaml, load_file
+
+    found: list[str] = []
+    for arg in paths:
+        try:
+            files = find_files(arg)
+        except PipekitError as exc:
+            found.append(str(exc))
+            continue
+        for file in files:
+            shown = _shown(arg, file)
+            if is_yaml(file):
+                issues = problems(shown)
+                found.extend(str(p) for p in issues)
+                if not issues:
+                    click.echo(f"{shown}: ok")
+                continue
+            try:
+                names = [d.name for d in dags_in(load_file(file))]
+            except PipekitError as exc:
+                found.append(f"{shown}: {exc}")
+                continue
+            click.echo(f"{shown}: ok ({len(names)} DAG{'s' if len(names) != 1 else ''})")
+    for line in found:
+        click.echo(" ".join(line.split()), err=True)  # one line per problem, whatever it holds
+    if found:
+        sys.exit(2)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of YAML DAG files (for editors: see the README)."""
+    import json
+
+    from pipekit.declarative import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--once", is_flag=True, help="One pass: start every due run, wait, exit.")
 @click.option(
-    "--executor", type=click.Choice(["sequential", "threads", "processes"]), default="threads"
+    "--executor",
+    type=click.Choice(["sequential", "threads", "processes", "dask"]),
+    default="threads",
 )
 @click.option(
     "--poll",

@@ -8,12 +8,15 @@ The tree::
 
     PipekitError
     ├── DefinitionError            a task or DAG is declared wrongly
-    │   └── CycleError             the dependencies loop back on themselves
+    │   ├── CycleError             the dependencies loop back on themselves
+    │   └── DagFileError           a YAML DAG file breaks a rule (pipekit.declarative)
     ├── ParamError (TypeError)     a run parameter is missing, unknown or malformed
     ├── ContextError (RuntimeError)  pipekit.context() called outside a running task
     ├── StoreError                 the run-history store cannot be used
     ├── RunFailed                  a run ended with failed tasks (``.run`` holds it)
-    └── TaskTimeout (TimeoutError) an attempt ran past its ``timeout``
+    ├── TaskTimeout (TimeoutError) an attempt ran past its ``timeout``
+    ├── CommandFailed              a YAML sh task exited non-zero (pipekit.declarative)
+    └── SqlFailed                  a YAML SQL task failed, rolled back (pipekit.declarative)
 """
 
 from __future__ import annotations
