@@ -4,7 +4,11 @@
 files. On every pass it asks each scheduled DAG which intervals have ended since its
 ``start`` (only the latest one when ``catchup=False``), skips the ones the run history
 already holds (so a restart never runs an interval twice), and starts the rest in order,
-at most ``max_active_runs`` at a time per DAG. Files are re-read when they change.
+at most ``max_active_runs`` at a time per DAG. Before starting an interval it claims it
+in the store (:meth:`pipekit.stores.Store.claim`, a unique row in the database), so
+several schedulers serving the same DAGs from one history (on one machine or many)
+start each interval exactly once: the one whose claim succeeds runs it, the others
+skip it. Files are re-read when they change.
 ``once=True`` makes a single pass and waits for the runs it started (what cron-driven
 deployments and tests use). SIGINT or SIGTERM stops it cleanly: no new runs start, and
 the runs already going are waited for (a second signal stops at once; the history then
@@ -13,8 +17,11 @@ shows those runs as running, and ``pipekit.rerun`` finishes them).
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
@@ -107,6 +114,10 @@ class Scheduler:
         self.order: list[tuple[str, str]] = []  # runs launched, in launch order
         self.finished: dict[tuple[str, str], Run] = {}
         self.broken: set[tuple[str, str]] = set()  # could not start: not tried again
+        self.launched: set[tuple[str, str]] = set()  # every interval this scheduler started
+        self.elsewhere: set[tuple[str, str]] = set()  # claimed by another scheduler
+        # Who this scheduler is in the store's claims (unique across hosts and restarts).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.forced = False
@@ -165,19 +176,21 @@ class Scheduler:
             return []
         as_date = dag.params[param].kind == "date"
         values = [s.date() for s in starts] if as_date else starts
+        with self.lock:  # read what this scheduler started before the history (no race)
+            launched = self.launched | self.broken | self.elsewhere
         recorded = {str(r.params.get(param)) for r in self.store.list_runs(dag=dag.name)}
         out = []
         for v in values:
             key = str(encode_params(dag.name, {param: v})[param])
-            if key in recorded or (dag.name, key) in self.active or (dag.name, key) in self.broken:
+            if key in recorded or (dag.name, key) in launched:
                 continue
             out.append(v)
         return out
 
     # -- running -------------------------------------------------------------------------
 
-    def launch(self, dag: DAG, logical: Any) -> None:
-        """Start the run for one interval in a daemon thread."""
+    def launch(self, dag: DAG, logical: Any) -> bool:
+        """Claim one interval and start its run in a daemon thread; False if claimed elsewhere."""
         from pipekit.params import encode_params
         from pipekit.runner import execute
 
@@ -187,6 +200,11 @@ class Scheduler:
             dag.name,
             str(encode_params(dag.name, {param: logical})[param]),
         )
+        if not self.store.claim(dag.name, key[1], self.owner):
+            with self.lock:
+                self.elsewhere.add(key)
+            self.log.info("run_claimed_elsewhere", dag=dag.name, logical_date=key[1])
+            return False
 
         def work() -> None:
             try:
@@ -210,6 +228,7 @@ class Scheduler:
                     logical_date=key[1],
                     error=f"{type(exc).__name__}: {exc}",
                 )
+                self._unclaim(dag, param, key)
             finally:
                 with self.lock:
                     self.active.pop(key, None)
@@ -218,9 +237,26 @@ class Scheduler:
         thread = threading.Thread(target=work, name=f"pipekit-serve-{dag.name}", daemon=True)
         with self.lock:
             self.active[key] = thread
+            self.launched.add(key)
             self.order.append(key)
         self.log.info("run_triggered", dag=dag.name, logical_date=key[1])
         thread.start()
+        return True
+
+    def _unclaim(self, dag: DAG, param: str, key: tuple[str, str]) -> None:
+        """Release the claim of a run that never got recorded, so a restarted scheduler retries.
+
+        A run that was recorded keeps its claim (the history shows it, so no scheduler
+        starts it again anyway); so does one whose store cannot be read.
+        """
+        try:
+            recorded = any(
+                str(r.params.get(param)) == key[1] for r in self.store.list_runs(dag=dag.name)
+            )
+            if not recorded:
+                self.store.release(dag.name, key[1], self.owner)
+        except Exception as exc:  # the store failing is what stopped the run, most likely
+            self.log.error("claim_not_released", dag=dag.name, logical_date=key[1], error=str(exc))
 
     def running(self, dag: DAG) -> int:
         """How many runs of ``dag`` this scheduler has going."""
@@ -234,9 +270,12 @@ class Scheduler:
             free = dag.max_active_runs - self.running(dag)
             if free <= 0:
                 continue
-            for logical in self.due(dag, now)[:free]:
-                self.launch(dag, logical)
-                launched += 1
+            for logical in self.due(dag, now):
+                if free <= 0:
+                    break
+                if self.launch(dag, logical):
+                    launched += 1
+                    free -= 1
         return launched
 
     def run(self, *, once: bool, poll: float, stop: threading.Event | None) -> list[Run]:

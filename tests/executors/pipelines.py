@@ -9,6 +9,8 @@ call travel by reference, so a worker imports this module, which stays light.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,25 @@ def failing(workdir: str) -> None:
     source(workdir, 7)
 
 
+class LockedError(Exception):
+    """An exception that cannot be pickled: it holds a lock."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+@task
+def raise_locked() -> None:
+    raise LockedError("the original message")
+
+
+@dag
+def unpicklable_error() -> None:
+    """raise_locked raises an exception that cannot cross a process boundary."""
+    raise_locked()
+
+
 # -- retries -----------------------------------------------------------------------------
 
 
@@ -116,6 +137,24 @@ def picky(workdir: str) -> int:
 def gives_up(workdir: str) -> None:
     """picky raises an error its retry_on does not cover."""
     picky(workdir)
+
+
+# -- dying workers (only for executors whose workers are processes) ---------------------
+
+
+@task(retries=1)
+def phoenix(marker: str) -> int:
+    """Kill the worker process running the first attempt (marker absent); then succeed."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@dag
+def reborn(marker: str) -> None:
+    """phoenix's first attempt kills its worker; the retry returns the new worker's pid."""
+    phoenix(marker)
 
 
 # -- timeouts ----------------------------------------------------------------------------

@@ -25,9 +25,10 @@ from .pipelines import (
     introspect,
     recovers,
     stuck,
+    unpicklable_error,
 )
 
-EXECUTORS = ["sequential", "threads", "processes"]
+EXECUTORS = ["sequential", "threads", "processes", "dask"]
 
 every_executor = pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 
@@ -100,6 +101,19 @@ def test_failure_raises_run_failed_carrying_the_run(
     assert run.tasks["broken"].state == "failed"
     assert run.tasks["source"].state == "success"
     assert store.get_run(run.id).state == "failed"
+
+
+@every_executor
+def test_an_error_that_cannot_be_pickled_keeps_its_text(
+    executor: str, store: MemoryStore, workdir: str
+) -> None:
+    """An exception that cannot be pickled still fails the task with its own text."""
+    run = unpicklable_error.run(executor=executor, store=store, raise_on_failure=False)
+    failed = run.tasks["raise_locked"]
+    assert failed.state == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith("LockedError: the original message")
+    assert "Traceback (most recent call last)" in failed.error
 
 
 @every_executor
@@ -178,11 +192,7 @@ def test_max_workers_bounds_concurrency(executor: str, store: MemoryStore, workd
 
 @pytest.mark.parametrize(
     "executor",
-    [
-        "threads",
-        "processes",
-        "sequential",
-    ],
+    EXECUTORS,
     indirect=True,
 )
 def test_invalid_max_workers_is_refused_before_anything_runs(

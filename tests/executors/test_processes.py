@@ -83,22 +83,9 @@ def doomed() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@task(retries=1)
-def phoenix(marker: str) -> int:
-    if not os.path.exists(marker):
-        Path(marker).touch()
-        os.kill(os.getpid(), signal.SIGKILL)
-    return os.getpid()
-
-
 @dag
 def killed() -> None:
     doomed()
-
-
-@dag
-def reborn(marker: str) -> None:
-    phoenix(marker)
 
 
 def test_killed_worker_fails_its_attempt(store: MemoryStore) -> None:
@@ -116,7 +103,7 @@ def test_killed_worker_attempt_is_retried_in_a_new_worker(
     store: MemoryStore, tmp_path: Path
 ) -> None:
     """After a worker dies, the retry runs in a fresh worker and succeeds."""
-    run = reborn.run(executor="processes", store=store, marker=str(tmp_path / "marker"))
+    run = pipelines.reborn.run(executor="processes", store=store, marker=str(tmp_path / "marker"))
     phoenix_run = run.tasks["phoenix"]
     assert phoenix_run.state == "success"
     assert phoenix_run.attempts == 2
@@ -180,34 +167,6 @@ def test_unpicklable_argument_fails_clearly(store: MemoryStore) -> None:
     assert failed.error is not None
     assert "'consume' or its arguments cannot be sent to a worker process" in failed.error
     assert "use the threads executor" in failed.error
-
-
-class LockedError(Exception):
-    """An exception that cannot be pickled: it holds a lock."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.lock = threading.Lock()
-
-
-@task
-def raise_locked() -> None:
-    raise LockedError("the original message")
-
-
-@dag
-def unpicklable_error() -> None:
-    raise_locked()
-
-
-def test_unpicklable_error_keeps_its_message(store: MemoryStore) -> None:
-    """An exception that cannot be pickled still fails the task with its own text."""
-    run = unpicklable_error.run(executor="processes", store=store, raise_on_failure=False)
-    failed = run.tasks["raise_locked"]
-    assert failed.state == "failed"
-    assert failed.error is not None
-    assert failed.error.startswith("LockedError: the original message")
-    assert "Traceback (most recent call last)" in failed.error
 
 
 class TwoPartError(Exception):

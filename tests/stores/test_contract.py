@@ -26,7 +26,9 @@ from pipekit.stores import (
     TaskStateSet,
 )
 
-pytestmark = pytest.mark.parametrize("store", ["memory", "sqlite"], indirect=True)
+from .conftest import STORES
+
+pytestmark = pytest.mark.parametrize("store", STORES, indirect=True)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

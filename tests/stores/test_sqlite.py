@@ -19,7 +19,7 @@ import pytest
 from pipekit.errors import StoreError
 from pipekit.state import State
 from pipekit.stores import AttemptEnded, AttemptStarted, RunEnded, RunStarted, SQLiteStore
-from pipekit.stores.sqlite import SCHEMA_VERSION
+from pipekit.stores.sqlite import MIGRATIONS, SCHEMA_VERSION
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -103,17 +103,68 @@ def test_the_schema_version_is_stored(tmp_path: Path) -> None:
     with raw(path) as conn:
         rows = conn.execute("SELECT key, value FROM meta").fetchall()
 
-    assert rows == [("schema_version", str(SCHEMA_VERSION))] == [("schema_version", "1")]
+    assert rows == [("schema_version", str(SCHEMA_VERSION))] == [("schema_version", "2")]
+
+
+def test_a_version_1_file_is_upgraded_in_place_keeping_its_history(tmp_path: Path) -> None:
+    """A file written by the version-1 schema (no claims) gains the claims table, runs kept."""
+    path = tmp_path / "history.db"
+    with raw(path) as conn, conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO runs (id, dag, state, params, started_at)"
+            " VALUES ('old', 'etl', 'success', '{\"n\": 1}', '2024-05-01T12:00:00.000000+00:00')"
+        )
+
+    store = SQLiteStore(path)
+    try:
+        assert store.get_run("old").params == {"n": 1}
+        assert store.claim("etl", "2024-05-01", "me") is True
+        store.record([RunStarted("new", "etl", {}, ["a"], T0)])
+    finally:
+        store.close()
+    with raw(path) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
+        assert conn.execute("SELECT dag, key, owner FROM claims").fetchall() == [
+            ("etl", "2024-05-01", "me")
+        ]
+
+
+def test_stores_on_one_file_racing_for_claims_give_each_interval_one_winner(
+    tmp_path: Path,
+) -> None:
+    """Four store objects on one file, claiming from four threads: one winner per interval."""
+    path = tmp_path / "history.db"
+    stores = [SQLiteStore(path) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    wins: list[str] = []
+
+    def race(store: SQLiteStore, name: str) -> None:
+        barrier.wait()
+        wins.extend(k for k in map(str, range(20)) if store.claim("etl", k, name))
+
+    pool = [threading.Thread(target=race, args=(s, f"s{i}")) for i, s in enumerate(stores)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    for s in stores:
+        s.close()
+    assert sorted(wins, key=int) == [str(k) for k in range(20)]
 
 
 def test_a_file_from_a_newer_pipekit_is_refused(tmp_path: Path) -> None:
     """Opening a file whose schema is newer raises StoreError naming path and version."""
     path = tmp_path / "history.db"
     SQLiteStore(path).close()
+    newer = SCHEMA_VERSION + 1
     with raw(path) as conn, conn:
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(newer),))
 
-    with pytest.raises(StoreError, match="schema version 2") as info:
+    with pytest.raises(StoreError, match=f"schema version {newer}") as info:
         SQLiteStore(path)
 
     assert str(path) in str(info.value)

@@ -1,11 +1,16 @@
 """Executors: where task attempts run. Pick one by name or pass an object.
 
 ``"sequential"`` (inline, one at a time), ``"threads"`` (the default; a pool of
-threads) and ``"processes"`` (worker processes, for CPU-bound Python). Each is an
-implementation of :class:`Executor`; the run loop talks to nothing else.
+threads), ``"processes"`` (worker processes, for CPU-bound Python) and ``"dask"`` (a
+dask.distributed cluster: ``$PIPEKIT_DASK_ADDRESS``, else a LocalCluster; needs
+``pipekit[dask]``). Each is an implementation of :class:`Executor`; the run loop talks
+to nothing else. :class:`DaskExecutor` is imported on first use, so importing this
+package never imports dask.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from pipekit.errors import PipekitError
 from pipekit.executors.base import Executor, Job, Outcome
@@ -13,7 +18,11 @@ from pipekit.executors.processes import ProcessesExecutor
 from pipekit.executors.sequential import SequentialExecutor
 from pipekit.executors.threads import ThreadsExecutor
 
+if TYPE_CHECKING:
+    from pipekit.executors.dask import DaskExecutor
+
 __all__ = [
+    "DaskExecutor",
     "Executor",
     "Job",
     "Outcome",
@@ -28,25 +37,39 @@ _BY_NAME: dict[str, type[SequentialExecutor | ThreadsExecutor | ProcessesExecuto
     "threads": ThreadsExecutor,
     "processes": ProcessesExecutor,
 }
+_NAMES = (*_BY_NAME, "dask")
+
+
+def __getattr__(name: str) -> Any:
+    """Import :class:`DaskExecutor` when it is first asked for."""
+    if name == "DaskExecutor":
+        from pipekit.executors.dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_executor(executor: str | Executor, max_workers: int | None) -> Executor:
-    """Return an executor for a name ("sequential", "threads", "processes") or the object itself.
+    """Return an executor for a name (see the module docstring) or the object itself.
 
     Raises:
         PipekitError: for an unknown name, or ``max_workers`` given with an object.
     """
     if isinstance(executor, str):
+        if executor == "dask":
+            from pipekit.executors.dask import DaskExecutor
+
+            return DaskExecutor.shared(max_workers)
         cls = _BY_NAME.get(executor)
         if cls is None:
             raise PipekitError(
-                f"executor={executor!r} is not known; use one of {', '.join(_BY_NAME)} "
+                f"executor={executor!r} is not known; use one of {', '.join(_NAMES)} "
                 "or pass an executor object"
             )
         return cls(max_workers)
     if not isinstance(executor, Executor):
         raise PipekitError(
-            f"executor={executor!r} is neither a name ({', '.join(_BY_NAME)}) nor an object with "
+            f"executor={executor!r} is neither a name ({', '.join(_NAMES)}) nor an object with "
             "the pipekit.executors.Executor interface"
         )
     if max_workers is not None:

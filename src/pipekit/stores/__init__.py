@@ -2,10 +2,16 @@
 
 The run loop talks only to the :class:`Store` protocol, handing it *changes*
 (:class:`RunStarted`, :class:`AttemptStarted`, :class:`AttemptEnded`,
-:class:`TaskStateSet`, :class:`RunEnded`). Pick an implementation by passing one:
+:class:`TaskStateSet`, :class:`RunEnded`, ...). Pick an implementation by passing one,
+or name it by URL (:func:`open_store`):
 
-* :class:`MemoryStore`: history lives as long as the process (tests, notebooks);
-* :class:`SQLiteStore`: history in one SQLite file, shared by threads and processes.
+* :class:`MemoryStore` (``memory://``): history lives as long as the process (tests,
+  notebooks);
+* :class:`SQLiteStore` (``sqlite:///path/history.db``): history in one SQLite file,
+  shared by the threads and processes of one machine;
+* :class:`PostgresStore` (``postgresql://user@host/db``): history in a PostgreSQL
+  database shared by schedulers and backfills on many machines (needs
+  ``pipekit[postgres]``; psycopg is imported only when one is opened).
 
 Example:
     >>> from pipekit.stores import MemoryStore, Store
@@ -25,17 +31,26 @@ from pipekit.stores.base import (
     TaskStateSet,
 )
 from pipekit.stores.memory import MemoryStore
+from pipekit.stores.postgres import PostgresStore
 from pipekit.stores.sqlite import SQLiteStore
 
 
 def open_store(where: str) -> Store:
     """Open a store named by a URL or a path.
 
-    ``"sqlite:///path/history.db"`` (or a plain path) opens a :class:`SQLiteStore`;
-    ``"memory://"`` a new :class:`MemoryStore`.
+    * ``"memory://"``: a new :class:`MemoryStore`;
+    * ``"sqlite:///relative/history.db"``, ``"sqlite:////abs/history.db"`` or a plain
+      path: a :class:`SQLiteStore`;
+    * ``"postgresql://user:password@host:5432/db"`` (or ``postgres://``), optionally
+      with ``?schema=name``: a :class:`PostgresStore`.
 
     Raises:
-        StoreError: an unknown URL scheme (the message lists the known ones).
+        StoreError: an unknown URL scheme (the message lists the known ones), or the
+            store cannot be opened.
+
+    Example:
+        >>> open_store("memory://")
+        MemoryStore(<0 runs>)
     """
     from pipekit.errors import StoreError
 
@@ -43,11 +58,14 @@ def open_store(where: str) -> Store:
         return MemoryStore()
     if where.startswith("sqlite:///"):  # sqlite:///relative.db, sqlite:////abs/path.db
         return SQLiteStore(where[len("sqlite:///") :])
+    if where.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(where)
     if "://" in where:
         scheme = where.split("://", 1)[0]
         raise StoreError(
-            f"store {where!r}: unknown scheme {scheme!r}; use sqlite:///path/history.db, "
-            "memory://, or a path to a SQLite file"
+            f"store URL {scheme}://...: unknown scheme {scheme!r}; use "
+            "sqlite:///path/history.db, postgresql://user@host/db, memory://, "
+            "or a path to a SQLite file"
         )
     return SQLiteStore(where)
 
@@ -57,6 +75,7 @@ __all__ = [
     "AttemptStarted",
     "Change",
     "MemoryStore",
+    "PostgresStore",
     "ResultSaved",
     "RunEnded",
     "RunResumed",

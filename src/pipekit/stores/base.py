@@ -6,8 +6,13 @@ every state change as a small value object (a *change*) and hands them to
 transaction, so a process killed at any moment leaves the history exactly as it was
 after its last recorded change. Reads rebuild :class:`pipekit.Run` objects.
 
-Stores are picked by passing an object (``DAG.run(store=SQLiteStore(path))``) or
-process-wide with ``pipekit.configure(store=...)``.
+A store also arbitrates between schedulers that share it: :meth:`Store.claim` hands
+each scheduled interval to exactly one caller, so two ``serve`` loops on one history
+never both start it.
+
+Stores are picked by passing an object (``DAG.run(store=SQLiteStore(path))``), a URL
+(``"postgresql://host/db"``, see :func:`pipekit.stores.open_store`), or process-wide
+with ``pipekit.configure(store=...)`` or the ``PIPEKIT_STORE`` environment variable.
 """
 
 from __future__ import annotations
@@ -175,6 +180,20 @@ class Store(Protocol):
 
     def prune_results(self, before: datetime) -> int:
         """Forget the saved values of runs that started before ``before``; return how many runs."""
+        ...
+
+    def claim(self, dag: str, key: str, owner: str) -> bool:
+        """Take interval ``key`` of ``dag`` for ``owner``: True for exactly one caller.
+
+        Of all callers, in any process that shares the store, exactly one gets True
+        for a given ``(dag, key)``; every later or concurrent caller (the same owner
+        included) gets False, until :meth:`release`. A claim is durable like a
+        recorded change. The scheduler claims an interval before starting its run.
+        """
+        ...
+
+    def release(self, dag: str, key: str, owner: str) -> None:
+        """Give up ``owner``'s claim on ``(dag, key)``; nothing happens if it holds none."""
         ...
 
     def close(self) -> None:

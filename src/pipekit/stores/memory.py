@@ -92,6 +92,7 @@ class MemoryStore:
             ResultSaved: self._result_saved,
         }
         self._results: dict[str, dict[str, bytes]] = {}
+        self._claims: dict[tuple[str, str], str] = {}
 
     def __repr__(self) -> str:
         """Show how many runs the store holds."""
@@ -379,6 +380,22 @@ class MemoryStore:
             for r in old:
                 del self._results[r]
         return len(old)
+
+    def claim(self, dag: str, key: str, owner: str) -> bool:
+        """Take interval ``key`` of ``dag`` for ``owner``; True for exactly one caller."""
+        with self._lock:
+            self._check_open()
+            if (dag, key) in self._claims:
+                return False
+            self._claims[(dag, key)] = owner
+            return True
+
+    def release(self, dag: str, key: str, owner: str) -> None:
+        """Give up ``owner``'s claim on interval ``key`` of ``dag`` (no-op if not held)."""
+        with self._lock:
+            self._check_open()
+            if self._claims.get((dag, key)) == owner:
+                del self._claims[(dag, key)]
 
     def close(self) -> None:
         """Forget nothing, but refuse further use: later calls raise StoreError."""

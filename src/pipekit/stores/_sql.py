@@ -1,0 +1,562 @@
+"""What the SQL stores share: applying changes with SQL, and reading runs back from rows.
+
+:class:`~pipekit.stores.SQLiteStore` and :class:`~pipekit.stores.PostgresStore` keep
+the same tables and apply each change with the same statements; they differ only in
+the driver's placeholder, how a timestamp is stored (ISO-8601 text in SQLite, a
+``timestamptz`` in PostgreSQL), two statements that need each database's own syntax
+(an upsert, a maximum), and how connections and transactions are handled. So this
+module holds the statements (:func:`statements`, one set per dialect) and the store
+logic (:class:`SQLStore`); each store subclass provides a connection, the
+``_writing``/``_reading`` transactions and its timestamp codec.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Protocol
+
+from pipekit.errors import StoreError
+from pipekit.run import Attempt, Run, TaskRun
+from pipekit.state import State
+from pipekit.stores._codec import (
+    STATES,
+    check_limit,
+    decode_params,
+    encode_params,
+    state_text,
+    to_utc,
+)
+from pipekit.stores.base import (
+    AttemptEnded,
+    AttemptStarted,
+    Change,
+    ResultSaved,
+    RunEnded,
+    RunResumed,
+    RunStarted,
+    TaskStateSet,
+)
+
+__all__ = ["Cursor", "SQLStore", "Statements", "check_version", "not_a_change", "statements"]
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the stores use (sqlite3's and psycopg's both fit)."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the last statement changed (summed over an executemany)."""
+        ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any:
+        """Run one statement."""
+        ...
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any:
+        """Run one statement once per parameter row."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row of the last query, or None."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows of the last query."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """Every statement a SQL store runs, in one dialect (see :func:`statements`)."""
+
+    insert_run: str
+    insert_task: str
+    start_task: str
+    insert_attempt: str
+    end_attempt: str
+    end_task: str
+    set_task_state: str
+    end_run: str
+    resume_run: str
+    reset_task: str
+    save_result: str
+    load_result: str
+    prune_results: str
+    count_pruned: str
+    last_position: str
+    select_run: str
+    select_tasks: str
+    run_exists: str
+    task_exists: str
+    select_attempts: str
+    select_task_attempts: str
+    claim: str
+    release: str
+    list_queries: dict[tuple[bool, bool, bool], tuple[str, str]]
+
+
+_TASK_COLUMNS: Final = "run_id, task_id, state, attempts, error, started_at, ended_at"
+
+
+def statements(
+    mark: str, *, params: str = "params", params_in: str = "?", greatest: str = "MAX"
+) -> Statements:
+    """Return the statements of one dialect.
+
+    Args:
+        mark: the driver's placeholder (``?`` for sqlite3, ``%s`` for psycopg).
+        params: how to select the params column as JSON text.
+        params_in: how to write the JSON text of params (``?`` or a cast of it).
+        greatest: the SQL function returning the larger of two values.
+    """
+    run_columns = f"id, dag, state, {params}, module, file, error, started_at, ended_at"
+
+    def q(sql: str) -> str:
+        return sql.replace("?", mark)
+
+    def list_queries(dag: bool, state: bool, limit: bool) -> tuple[str, str]:
+        """The SQL of list_runs() for one combination of filters: runs, then their tasks."""
+        conditions = [c for c, on in (("dag = ?", dag), ("state = ?", state)) if on]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        chosen = f"FROM runs{where} ORDER BY started_at DESC, seq DESC{' LIMIT ?' if limit else ''}"
+        runs = f"SELECT {run_columns} {chosen}"
+        if where or limit:
+            tasks = (
+                f"SELECT {_TASK_COLUMNS} FROM task_runs"
+                f" WHERE run_id IN (SELECT id {chosen}) ORDER BY run_id, position"
+            )
+        else:
+            tasks = f"SELECT {_TASK_COLUMNS} FROM task_runs ORDER BY run_id, position"
+        return q(runs), q(tasks)
+
+    attempts = (
+        "SELECT a.run_id, a.task_id, a.number, a.state, a.started_at, a.ended_at, a.error"
+        " FROM attempts AS a"
+        " JOIN task_runs AS t ON t.run_id = a.run_id AND t.task_id = a.task_id"
+        " WHERE a.run_id = ?{task} ORDER BY a.started_at, t.position, a.number"
+    )
+    upsert = " ON CONFLICT (run_id, task_id) DO UPDATE SET data = excluded.data"
+    return Statements(
+        insert_run=q(
+            "INSERT INTO runs (id, dag, state, params, module, file, started_at)"
+            f" VALUES (?, ?, 'running', {params_in}, ?, ?, ?)"
+        ),
+        insert_task=q(
+            "INSERT INTO task_runs (run_id, task_id, position, state) VALUES (?, ?, ?, 'queued')"
+        ),
+        start_task=q(
+            f"UPDATE task_runs SET state = 'running', attempts = {greatest}(attempts, ?),"
+            " started_at = COALESCE(started_at, ?) WHERE run_id = ? AND task_id = ?"
+        ),
+        insert_attempt=q(
+            "INSERT INTO attempts (run_id, task_id, number, state, started_at)"
+            " VALUES (?, ?, ?, 'running', ?)"
+        ),
+        end_attempt=q(
+            "UPDATE attempts SET state = ?, ended_at = ?, error = ?"
+            " WHERE run_id = ? AND task_id = ? AND number = ?"
+        ),
+        end_task=q(
+            "UPDATE task_runs SET state = ?, ended_at = ?, error = ?"
+            " WHERE run_id = ? AND task_id = ?"
+        ),
+        set_task_state=q(
+            "UPDATE task_runs SET state = ?, error = COALESCE(?, error)"
+            " WHERE run_id = ? AND task_id = ?"
+        ),
+        end_run=q("UPDATE runs SET state = ?, ended_at = ?, error = ? WHERE id = ?"),
+        resume_run=q(
+            "UPDATE runs SET state = 'running', ended_at = NULL, error = NULL WHERE id = ?"
+        ),
+        reset_task=q(
+            "UPDATE task_runs SET state = 'queued', error = NULL, ended_at = NULL"
+            " WHERE run_id = ? AND task_id = ?"
+        ),
+        save_result=q(f"INSERT INTO results (run_id, task_id, data) VALUES (?, ?, ?){upsert}"),
+        load_result=q("SELECT data FROM results WHERE run_id = ? AND task_id = ?"),
+        prune_results=q(
+            "DELETE FROM results WHERE run_id IN (SELECT id FROM runs WHERE started_at < ?)"
+        ),
+        count_pruned=q(
+            "SELECT count(DISTINCT r.run_id) FROM results AS r JOIN runs ON runs.id = r.run_id"
+            " WHERE runs.started_at < ?"
+        ),
+        last_position=q("SELECT COALESCE(MAX(position), -1) FROM task_runs WHERE run_id = ?"),
+        select_run=q(f"SELECT {run_columns} FROM runs WHERE id = ?"),
+        select_tasks=q(f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? ORDER BY position"),
+        run_exists=q("SELECT 1 FROM runs WHERE id = ?"),
+        task_exists=q("SELECT 1 FROM task_runs WHERE run_id = ? AND task_id = ?"),
+        select_attempts=q(attempts.format(task="")),
+        select_task_attempts=q(attempts.format(task=" AND a.task_id = ?")),
+        claim=q(
+            "INSERT INTO claims (dag, key, owner, claimed_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (dag, key) DO NOTHING"
+        ),
+        release=q("DELETE FROM claims WHERE dag = ? AND key = ? AND owner = ?"),
+        list_queries={
+            (d, s, n): list_queries(d, s, n)
+            for d in (False, True)
+            for s in (False, True)
+            for n in (False, True)
+        },
+    )
+
+
+def check_version(found: object, where: str, newest: int) -> int:
+    """Return the schema version ``found`` in a history as an int, if this code can use it.
+
+    Raises:
+        StoreError: the version is not a positive number (not a pipekit history, or a
+            damaged one), or is newer than ``newest`` (written by a newer pipekit).
+    """
+    try:
+        version = int(str(found))
+    except ValueError:
+        version = 0
+    if version < 1:
+        raise StoreError(
+            f"run history {where} has an unrecognised schema version {found!r}; "
+            "it was not written by pipekit, or is damaged: point the store elsewhere"
+        )
+    if version > newest:
+        raise StoreError(
+            f"run history {where} has schema version {version}, newer than the "
+            f"version {newest} this pipekit understands; upgrade pipekit to use it"
+        )
+    return version
+
+
+def not_a_change(change: object) -> TypeError:
+    """The error for an item of record() that is not a change."""
+    return TypeError(
+        f"cannot record {change!r}: it is not a change; pass RunStarted, AttemptStarted, "
+        "AttemptEnded, TaskStateSet, RunResumed, RunEnded or ResultSaved objects"
+    )
+
+
+class SQLStore(ABC):
+    """The store logic shared by the SQL stores; a subclass supplies the database.
+
+    A subclass sets :attr:`sql` (its dialect's :class:`Statements`), :attr:`where`
+    (the history's name in messages), ``_duplicate`` (the driver's unique-violation
+    error), sets ``_stamp``, ``_time`` and ``_time_or_none`` (functions converting a
+    timestamp to and from its column type) on the instance, and
+    implements ``_writing()`` and ``_reading()``: context managers that hold the
+    connection and one transaction (a write transaction that commits on success and
+    rolls back on any error; a read transaction that sees one snapshot), translating
+    the driver's errors into :class:`~pipekit.StoreError`.
+    """
+
+    sql: Statements
+    where: str
+    _duplicate: type[Exception]
+    _HANDLERS: ClassVar[dict[type[Any], Callable[[SQLStore, Cursor, Any], None]]]
+
+    _stamp: Callable[[datetime, str], Any]
+    """A timestamp as the column stores it (StoreError when naive)."""
+    _time: Callable[[Any], datetime]
+    """A column's timestamp as an aware UTC datetime."""
+    _time_or_none: Callable[[Any], datetime | None]
+    """Like ``_time``, passing NULL through as None."""
+
+    @abstractmethod
+    def _writing(self) -> AbstractContextManager[Cursor]:
+        """Hold the connection and one write transaction (see the class docstring)."""
+
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[Cursor]:
+        """Hold the connection and one read-only snapshot (see the class docstring)."""
+
+    # -- writing -------------------------------------------------------------------
+
+    def record(self, changes: Sequence[Change]) -> None:
+        """Apply ``changes`` in order as one transaction, all or none.
+
+        Raises:
+            StoreError: a change names an unknown run, task or attempt, repeats a run id
+                or attempt number, carries a naive timestamp, an unknown state or
+                params that are not JSON values; or the database cannot be written.
+                Nothing of the call is applied.
+            TypeError: an item is not a change.
+        """
+        if not changes:
+            return
+        handlers = self._HANDLERS
+        with self._writing() as cur:
+            for change in changes:
+                handler = handlers.get(type(change))
+                if handler is None:
+                    handler = _handler_for(change)
+                handler(self, cur, change)
+
+    def _run_started(self, cur: Cursor, c: RunStarted) -> None:
+        run_id = c.run_id
+        task_ids = list(c.task_ids)
+        if len(set(task_ids)) != len(task_ids):
+            raise StoreError(
+                f"cannot record run {run_id!r}: its task ids {task_ids!r} repeat an id; "
+                "list each task once"
+            )
+        row = (
+            run_id,
+            c.dag,
+            encode_params(c.params, run_id),
+            c.module,
+            c.file,
+            self._stamp(c.started_at, run_id),
+        )
+        try:
+            cur.execute(self.sql.insert_run, row)
+        except self._duplicate as exc:
+            raise StoreError(
+                f"run {run_id!r} is already recorded in {self.where}; give every run a new id"
+            ) from exc
+        if task_ids:
+            cur.executemany(self.sql.insert_task, [(run_id, t, i) for i, t in enumerate(task_ids)])
+
+    def _attempt_started(self, cur: Cursor, c: AttemptStarted) -> None:
+        run_id, task_id, number = c.run_id, c.task_id, c.number
+        started = self._stamp(c.started_at, run_id)
+        cur.execute(self.sql.start_task, (number, started, run_id, task_id))
+        if cur.rowcount != 1:
+            self._find_task(cur, run_id, task_id)
+        try:
+            cur.execute(self.sql.insert_attempt, (run_id, task_id, number, started))
+        except self._duplicate as exc:
+            raise StoreError(
+                f"attempt {number} of task {task_id!r} in run {run_id!r} is already "
+                "recorded; number each attempt of a task once"
+            ) from exc
+
+    def _attempt_ended(self, cur: Cursor, c: AttemptEnded) -> None:
+        run_id, task_id, number = c.run_id, c.task_id, c.number
+        state = state_text(c.state, run_id)
+        task_state = state_text(c.task_state, run_id)
+        ended = self._stamp(c.ended_at, run_id)
+        error = c.error
+        cur.execute(self.sql.end_attempt, (state, ended, error, run_id, task_id, number))
+        if cur.rowcount != 1:
+            self._find_task(cur, run_id, task_id)
+            raise StoreError(
+                f"run {run_id!r} has no attempt {number} of task {task_id!r}; "
+                "record AttemptStarted before AttemptEnded"
+            )
+        task_error = error if state == "failed" else None
+        cur.execute(self.sql.end_task, (task_state, ended, task_error, run_id, task_id))
+
+    def _task_state_set(self, cur: Cursor, c: TaskStateSet) -> None:
+        run_id = c.run_id
+        state = state_text(c.state, run_id)
+        to_utc(c.at, run_id)  # validated like every timestamp, though not stored
+        task_ids = c.task_ids
+        if not task_ids:
+            if cur.execute(self.sql.run_exists, (run_id,)).fetchone() is None:
+                raise self._unknown_run(run_id)
+            return
+        reason = c.reason
+        cur.executemany(self.sql.set_task_state, [(state, reason, run_id, t) for t in task_ids])
+        if cur.rowcount != len(task_ids):
+            for task_id in task_ids:
+                self._find_task(cur, run_id, task_id)
+
+    def _run_ended(self, cur: Cursor, c: RunEnded) -> None:
+        run_id = c.run_id
+        state = state_text(c.state, run_id)
+        cur.execute(self.sql.end_run, (state, self._stamp(c.ended_at, run_id), c.error, run_id))
+        if cur.rowcount != 1:
+            raise self._unknown_run(run_id)
+
+    def _run_resumed(self, cur: Cursor, c: RunResumed) -> None:
+        run_id = c.run_id
+        to_utc(c.at, run_id)
+        cur.execute(self.sql.resume_run, (run_id,))  # also locks the run's row until commit
+        if cur.rowcount != 1:
+            raise self._unknown_run(run_id)
+        reset = list(c.reset)
+        if reset:
+            cur.executemany(self.sql.reset_task, [(run_id, t) for t in reset])
+            if cur.rowcount != len(reset):
+                for task_id in reset:
+                    self._find_task(cur, run_id, task_id)
+        if c.added:
+            (last,) = cur.execute(self.sql.last_position, (run_id,)).fetchone()
+            rows = [(run_id, t, last + 1 + i) for i, t in enumerate(c.added)]
+            try:
+                cur.executemany(self.sql.insert_task, rows)
+            except self._duplicate as exc:
+                raise StoreError(
+                    f"run {run_id!r} already has one of the tasks {list(c.added)!r}; "
+                    "list only new tasks as added"
+                ) from exc
+
+    def _result_saved(self, cur: Cursor, c: ResultSaved) -> None:
+        if not isinstance(c.data, bytes):
+            raise StoreError(f"cannot record the result of {c.task_id!r}: data must be bytes")
+        self._find_task(cur, c.run_id, c.task_id)
+        cur.execute(self.sql.save_result, (c.run_id, c.task_id, c.data))
+
+    def _find_task(self, cur: Cursor, run_id: str, task_id: str) -> None:
+        """Raise StoreError if the run or its task is not recorded (the slow path)."""
+        if cur.execute(self.sql.task_exists, (run_id, task_id)).fetchone() is not None:
+            return
+        if cur.execute(self.sql.run_exists, (run_id,)).fetchone() is None:
+            raise self._unknown_run(run_id)
+        raise StoreError(
+            f"run {run_id!r} has no task {task_id!r}; record only the task ids "
+            "listed in its RunStarted"
+        )
+
+    def prune_results(self, before: datetime) -> int:
+        """Delete the saved values of runs that started before ``before``."""
+        cutoff = self._stamp(before, "prune")
+        with self._writing() as cur:
+            (count,) = cur.execute(self.sql.count_pruned, (cutoff,)).fetchone()
+            cur.execute(self.sql.prune_results, (cutoff,))
+        return int(count)
+
+    def claim(self, dag: str, key: str, owner: str) -> bool:
+        """Take interval ``key`` of ``dag`` for ``owner``; True for exactly one caller.
+
+        The claims table's primary key is ``(dag, key)``: of any number of callers, in
+        this process or others, the first to commit inserts the row and gets True; the
+        others (their insert finds the row, or waits for the first to commit and then
+        finds it) get False. The claim lasts until :meth:`release`.
+        """
+        now = self._stamp(datetime.now(UTC), "claim")
+        with self._writing() as cur:
+            cur.execute(self.sql.claim, (dag, key, owner, now))
+            return cur.rowcount == 1
+
+    def release(self, dag: str, key: str, owner: str) -> None:
+        """Give up ``owner``'s claim on interval ``key`` of ``dag`` (no-op if not held)."""
+        with self._writing() as cur:
+            cur.execute(self.sql.release, (dag, key, owner))
+
+    # -- reading -------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        """Return the run with this id.
+
+        Raises:
+            StoreError: no run has this id, or the database cannot be read.
+        """
+        with self._reading() as cur:
+            row = cur.execute(self.sql.select_run, (run_id,)).fetchone()
+            tasks = cur.execute(self.sql.select_tasks, (run_id,)).fetchall() if row else []
+        if row is None:
+            raise StoreError(
+                f"no run {run_id!r} in run history {self.where}; check the id: "
+                "`pipekit runs` (or store.list_runs()) lists the recorded runs"
+            )
+        return self._run(row, {t[1]: self._task(t) for t in tasks})
+
+    def list_runs(
+        self, dag: str | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[Run]:
+        """Return runs, newest first (by start time, then by order recorded).
+
+        Args:
+            dag: only runs of the DAG with this name.
+            state: only runs in this state (a :class:`State` or its string value).
+            limit: at most this many runs (the newest).
+
+        Raises:
+            ValueError: ``limit`` is negative.
+            StoreError: the database cannot be read.
+        """
+        check_limit(limit)
+        key = (dag is not None, state is not None, limit is not None)
+        runs_sql, tasks_sql = self.sql.list_queries[key]
+        args: list[object] = []
+        if dag is not None:
+            args.append(dag)
+        if state is not None:
+            args.append(str(state))
+        if limit is not None:
+            args.append(limit)
+        with self._reading() as cur:
+            rows = cur.execute(runs_sql, args).fetchall()
+            task_rows = cur.execute(tasks_sql, args).fetchall() if rows else []
+        tasks: dict[str, dict[str, TaskRun]] = {row[0]: {} for row in rows}
+        for t in task_rows:
+            tasks[t[0]][t[1]] = self._task(t)
+        return [self._run(row, tasks[row[0]]) for row in rows]
+
+    def attempts(self, run_id: str, task_id: str | None = None) -> list[Attempt]:
+        """Return the attempts of a run, or of one of its tasks, oldest first.
+
+        Attempts are ordered by start time; attempts that started at the same instant
+        are in task order (as listed in :class:`RunStarted`), then by number.
+
+        Raises:
+            StoreError: no run has this id, the run has no task ``task_id``, or the
+                database cannot be read.
+        """
+        with self._reading() as cur:
+            if task_id is None:
+                rows = cur.execute(self.sql.select_attempts, (run_id,)).fetchall()
+                if not rows and cur.execute(self.sql.run_exists, (run_id,)).fetchone() is None:
+                    raise self._unknown_run(run_id)
+            else:
+                rows = cur.execute(self.sql.select_task_attempts, (run_id, task_id)).fetchall()
+                if not rows:
+                    self._find_task(cur, run_id, task_id)
+        t, maybe = self._time, self._time_or_none
+        return [Attempt(r[0], r[1], r[2], STATES[r[3]], t(r[4]), maybe(r[5]), r[6]) for r in rows]
+
+    def load_result(self, run_id: str, task_id: str) -> bytes | None:
+        """Return the pickled value saved for the task, or None."""
+        with self._reading() as cur:
+            row = cur.execute(self.sql.load_result, (run_id, task_id)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # -- rows and errors -----------------------------------------------------------
+
+    def _task(self, r: tuple[Any, ...]) -> TaskRun:
+        """Build a TaskRun from a row of task columns."""
+        maybe = self._time_or_none
+        return TaskRun(r[1], STATES[r[2]], r[3], None, r[4], maybe(r[5]), maybe(r[6]))
+
+    def _run(self, r: tuple[Any, ...], tasks: dict[str, TaskRun]) -> Run:
+        """Build a Run from a row of run columns and its tasks."""
+        state: State = STATES[r[2]]
+        return Run(
+            r[0],
+            r[1],
+            decode_params(r[3]),
+            state,
+            self._time(r[7]),
+            self._time_or_none(r[8]),
+            tasks,
+            r[4],
+            r[5],
+            r[6],
+        )
+
+    def _unknown_run(self, run_id: str) -> StoreError:
+        return StoreError(
+            f"no run {run_id!r} in run history {self.where}; check the id (list_runs() shows "
+            "the recorded runs) and record RunStarted before other changes of a run"
+        )
+
+
+SQLStore._HANDLERS = {
+    RunStarted: SQLStore._run_started,
+    AttemptStarted: SQLStore._attempt_started,
+    AttemptEnded: SQLStore._attempt_ended,
+    TaskStateSet: SQLStore._task_state_set,
+    RunEnded: SQLStore._run_ended,
+    RunResumed: SQLStore._run_resumed,
+    ResultSaved: SQLStore._result_saved,
+}
+
+
+def _handler_for(change: object) -> Callable[[SQLStore, Cursor, Any], None]:
+    for kind, handler in SQLStore._HANDLERS.items():
+        if isinstance(change, kind):
+            return handler
+    raise not_a_change(change)
