@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,examples]'
+	$(PY) -m pip install --quiet -e '.[dev,examples,postgres,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,13 +23,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# the store tests need a PostgreSQL server: install Debian's package when missing
 unit: $(STAMP)
+	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest -q
 
 test: lint typecheck unit
 
+# make bench BENCH_ARGS=--quick for a one-minute version
 bench: $(STAMP)
-	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# optional and slow: Luigi, Dagster and Prefect in throwaway venvs, same workloads
+bench-peers: $(STAMP)
+	$(PY) benchmarks/peers/run_peers.py $(PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
