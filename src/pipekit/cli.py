@@ -103,6 +103,18 @@ def _date_of(run: Any) -> Any:
     return run.params.get(param)
 
 
+def _show_run_and_exit(result: Any) -> None:
+    """Print a finished run as tables; exit 1 after listing its failures if it failed."""
+    from pipekit._render import print_table, run_table, tasks_table
+
+    console = _console()
+    print_table(console, run_table(result))
+    print_table(console, tasks_table(result.tasks))
+    if result.state != "success":
+        _print_failures(console, result, _date_of(result))
+        sys.exit(1)
+
+
 def _print_failures(console: Any, run: Any, date: Any = None) -> None:
     for t in run.tasks.values():
         if t.state == "failed":
@@ -149,7 +161,6 @@ def run(
     ctx: click.Context, dagref: str, params: tuple[str, ...], executor: str, max_workers: int | None
 ) -> None:
     """Run a DAG once: DAGREF is file.py:name, package.module:name, or file.py."""
-    from pipekit._render import print_table, run_table, tasks_table
     from pipekit.loader import resolve
 
     dag = resolve(dagref)
@@ -160,13 +171,7 @@ def run(
         raise_on_failure=False,
         **_params(params),
     )
-    console = _console()
-    print_table(console, run_table(result))
-    print_table(console, tasks_table(result.tasks))
-    if result.state != "success":
-        date = result.params.get(dag.logical_param or "ds")
-        _print_failures(console, result, date)
-        sys.exit(1)
+    _show_run_and_exit(result)
 
 
 @cli.command()
@@ -260,7 +265,6 @@ def rerun(
     executor: str,
 ) -> None:
     """Re-run the unfinished (or --task) tasks of a recorded run, under the same id."""
-    from pipekit._render import print_table, run_table, tasks_table
     from pipekit.recovery import rerun as do_rerun
 
     result = do_rerun(
@@ -272,12 +276,7 @@ def rerun(
         retries=retries,
         raise_on_failure=False,
     )
-    console = _console()
-    print_table(console, run_table(result))
-    print_table(console, tasks_table(result.tasks))
-    if result.state != "success":
-        _print_failures(console, result, _date_of(result))
-        sys.exit(1)
+    _show_run_and_exit(result)
 
 
 @cli.command()

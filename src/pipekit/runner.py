@@ -118,6 +118,20 @@ def _plan(values: Any) -> list[tuple[Any, int, Any]]:
     return plan
 
 
+def _fill(
+    target: Any, plan: list[tuple[Any, int, Any]], results: dict[str, Any], params: dict[str, Any]
+) -> Any:
+    """Put each planned reference's value into ``target`` (a list or a dict) and return it."""
+    for where, kind, key in plan:
+        if kind == _REF:
+            target[where] = results[key]
+        elif kind == _PARAM:
+            target[where] = params[key]
+        else:
+            target[where] = _resolve(key, results, params)
+    return target
+
+
 def _bind(dag: DAG, node: Node, results: dict[str, Any], params: dict[str, Any]) -> tuple[Any, Any]:
     """A dynamic node's arguments with references replaced by values (plans are cached)."""
     cache = _plans.get(dag)
@@ -130,26 +144,10 @@ def _bind(dag: DAG, node: Node, results: dict[str, Any], params: dict[str, Any])
     arg_plan, kwarg_plan = plans
     args: Any = node.args
     if arg_plan:
-        args = list(args)
-        for i, kind, key in arg_plan:
-            args[i] = (
-                results[key]
-                if kind == _REF
-                else params[key]
-                if kind == _PARAM
-                else _resolve(key, results, params)
-            )
+        args = _fill(list(args), arg_plan, results, params)
     kwargs: Any = node.kwargs
     if kwarg_plan:
-        kwargs = dict(kwargs)
-        for name, kind, key in kwarg_plan:
-            kwargs[name] = (
-                results[key]
-                if kind == _REF
-                else params[key]
-                if kind == _PARAM
-                else _resolve(key, results, params)
-            )
+        kwargs = _fill(dict(kwargs), kwarg_plan, results, params)
     return args, kwargs
 
 
