@@ -19,6 +19,7 @@ from pipekit.stores import (
     AttemptEnded,
     AttemptStarted,
     Change,
+    ResultSaved,
     RunEnded,
     RunResumed,
     RunStarted,
@@ -520,3 +521,44 @@ def test_task_state_set_with_a_reason_stores_it_as_the_error(store: Store) -> No
     run = store.get_run("r1")
     assert run.tasks["a"].error == "output exists: x.csv"
     assert run.tasks["b"].error is None
+
+
+def test_a_batch_with_whole_attempts_reads_back_like_separate_calls(store: Store) -> None:
+    """Start and end of attempts in one record() call (group commit) give the same history."""
+    store.record(
+        [
+            started("r1", ["a", "b"]),
+            AttemptStarted("r1", "a", 1, at(1)),
+            AttemptStarted("r1", "b", 1, at(1)),
+            AttemptEnded("r1", "a", 1, State.FAILED, at(2), State.QUEUED, "flaky"),
+            AttemptStarted("r1", "a", 2, at(3)),
+            ResultSaved("r1", "a", b"value"),
+            AttemptEnded("r1", "a", 2, State.SUCCESS, at(4), State.SUCCESS),
+            AttemptEnded("r1", "b", 1, State.FAILED, at(5), State.FAILED, "boom"),
+            RunEnded("r1", State.FAILED, at(6)),
+        ]
+    )
+    run = store.get_run("r1")
+    a, b = run.tasks["a"], run.tasks["b"]
+    assert (a.state, a.attempts, a.error, a.started_at, a.ended_at) == (
+        "success",
+        2,
+        None,
+        at(1),
+        at(4),
+    )
+    assert (b.state, b.attempts, b.error, b.ended_at) == ("failed", 1, "boom", at(5))
+    history = [(x.task_id, x.number, x.state, x.error) for x in store.attempts("r1")]
+    assert history == [
+        ("a", 1, "failed", "flaky"),
+        ("b", 1, "failed", "boom"),
+        ("a", 2, "success", None),
+    ]
+    assert store.load_result("r1", "a") == b"value"
+    with pytest.raises(StoreError):
+        store.record(
+            [
+                AttemptStarted("r1", "a", 2, at(7)),
+                AttemptEnded("r1", "a", 2, State.SUCCESS, at(8), State.SUCCESS),
+            ]
+        )

@@ -79,6 +79,8 @@ class Statements:
     insert_attempt: str
     end_attempt: str
     end_task: str
+    finish_task: str
+    insert_finished_attempt: str
     set_task_state: str
     end_run: str
     resume_run: str
@@ -163,6 +165,15 @@ def statements(
         end_task=q(
             "UPDATE task_runs SET state = ?, ended_at = ?, error = ?"
             " WHERE run_id = ? AND task_id = ?"
+        ),
+        finish_task=q(
+            f"UPDATE task_runs SET state = ?, attempts = {greatest}(attempts, ?),"
+            " started_at = COALESCE(started_at, ?), ended_at = ?, error = ?"
+            " WHERE run_id = ? AND task_id = ?"
+        ),
+        insert_finished_attempt=q(
+            "INSERT INTO attempts (run_id, task_id, number, state, started_at, ended_at, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
         ),
         set_task_state=q(
             "UPDATE task_runs SET state = ?, error = COALESCE(?, error)"
@@ -286,12 +297,42 @@ class SQLStore(ABC):
         if not changes:
             return
         handlers = self._HANDLERS
+        pairs = _finished_in_batch(changes)
         with self._writing() as cur:
-            for change in changes:
+            for i, change in enumerate(changes):
+                if i in pairs:
+                    j = pairs[i]
+                    if j >= 0:  # started and ended in this batch: one row each, not two
+                        self._attempt_finished(cur, change, changes[j])  # type: ignore[arg-type]
+                    continue
                 handler = handlers.get(type(change))
                 if handler is None:
                     handler = _handler_for(change)
                 handler(self, cur, change)
+
+    def _attempt_finished(self, cur: Cursor, c: AttemptStarted, e: AttemptEnded) -> None:
+        """AttemptStarted and its AttemptEnded of the same batch, written together."""
+        run_id, task_id, number = c.run_id, c.task_id, c.number
+        started = self._stamp(c.started_at, run_id)
+        state = state_text(e.state, run_id)
+        task_state = state_text(e.task_state, run_id)
+        ended = self._stamp(e.ended_at, run_id)
+        task_error = e.error if state == "failed" else None
+        cur.execute(
+            self.sql.finish_task, (task_state, number, started, ended, task_error, run_id, task_id)
+        )
+        if cur.rowcount != 1:
+            self._find_task(cur, run_id, task_id)
+        try:
+            cur.execute(
+                self.sql.insert_finished_attempt,
+                (run_id, task_id, number, state, started, ended, e.error),
+            )
+        except self._duplicate as exc:
+            raise StoreError(
+                f"attempt {number} of task {task_id!r} in run {run_id!r} is already "
+                "recorded; number each attempt of a task once"
+            ) from exc
 
     def _run_started(self, cur: Cursor, c: RunStarted) -> None:
         run_id = c.run_id
@@ -560,3 +601,30 @@ def _handler_for(change: object) -> Callable[[SQLStore, Cursor, Any], None]:
         if isinstance(change, kind):
             return handler
     raise not_a_change(change)
+
+
+def _finished_in_batch(changes: Sequence[Change]) -> dict[int, int]:
+    """Pair each AttemptStarted with its AttemptEnded later in the same batch.
+
+    Returns index of the start -> index of the end, and index of the end -> -1 (skip).
+    Only attempts with nothing in between but other tasks' attempts, run starts and ends,
+    and saved results are paired: applying both at the start's place then leaves
+    exactly the rows that applying them apart would.
+    """
+    started: dict[tuple[str, str, int], int] = {}
+    pairs: dict[int, int] = {}
+    for i, c in enumerate(changes):
+        kind = type(c)
+        if kind is AttemptStarted:
+            started[(c.run_id, c.task_id, c.number)] = i  # type: ignore[union-attr]
+        elif kind is AttemptEnded:
+            s = started.pop((c.run_id, c.task_id, c.number), None)  # type: ignore[union-attr]
+            if s is not None:
+                pairs[s] = i
+                pairs[i] = -1
+        elif kind is not ResultSaved and kind is not RunStarted and kind is not RunEnded:
+            # TaskStateSet, RunResumed, anything else: pair nothing across them.
+            run_id = getattr(c, "run_id", None)
+            for key in [k for k in started if run_id is None or k[0] == run_id]:
+                del started[key]
+    return pairs
