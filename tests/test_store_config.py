@@ -188,3 +188,26 @@ def test_importing_pipekit_and_its_plug_in_packages_imports_no_dask_or_psycopg()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["ThreadsExecutor", ""]
+
+
+def test_runs_accept_a_store_url_and_share_one_store_per_url(tmp_path: Path) -> None:
+    """DAG.run(store="sqlite:///...") opens the store once; later runs with the URL reuse it."""
+    from pipekit import dag, task
+
+    @task
+    def one() -> int:
+        return 1
+
+    @dag(name="url_store_dag")
+    def g() -> None:
+        one()
+
+    url = f"sqlite:///{tmp_path / 'by-url.db'}"
+    first = g.run(store=url)
+    second = g.run(store=url)
+    from pipekit.config import resolve_store
+
+    store = resolve_store(url)
+    assert {r.id for r in store.list_runs(dag="url_store_dag")} == {first.id, second.id}
+    assert resolve_store(url) is store
+    assert pipekit.rerun(first.id, store=url).id == first.id  # rerun takes the URL too

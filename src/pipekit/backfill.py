@@ -182,7 +182,7 @@ def backfill(
     delay: float = 0,
     max_failures: int | None = None,
     progress: bool | None = None,
-    store: Store | None = None,
+    store: Store | str | None = None,
     executor: str | Executor = "threads",
     max_workers: int | None = None,
     clock: Clock | None = None,

@@ -161,12 +161,27 @@ def default_store() -> Store:
         return store
 
 
-def resolve_store(store: Store | None) -> Store:
-    """Return ``store`` itself, or the default store when it is None."""
+_by_url: dict[str, Store] = {}
+
+
+def resolve_store(store: Store | str | None) -> Store:
+    """Return ``store`` itself, the store a URL names, or the default store when None.
+
+    A URL (``"sqlite:///h.db"``, ``"postgresql://user@host/db"``, ``"memory://"``) is
+    opened once per process and reused, so runs naming the same URL share one store.
+    """
     if store is None:
         return default_store()
     from pipekit.stores.base import Store as StoreProtocol
 
+    if isinstance(store, str) and "://" in store:
+        with _lock:
+            found = _by_url.get(store)
+            if found is None:
+                from pipekit.stores import open_store
+
+                found = _by_url[store] = open_store(store)
+        return found
     if not isinstance(store, StoreProtocol):
         raise PipekitError(f"store={store!r} {_NOT_A_STORE}")
     return store

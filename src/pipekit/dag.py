@@ -379,7 +379,7 @@ class DAG:
         *,
         executor: str | Executor = "threads",
         max_workers: int | None = None,
-        store: Store | None = None,
+        store: Store | str | None = None,
         raise_on_failure: bool = True,
         clock: Clock | None = None,
         **params: Any,
@@ -389,8 +389,9 @@ class DAG:
         Args:
             executor: "sequential", "threads" (default), "processes", or an executor object.
             max_workers: how many tasks may run at once (default: the executor's).
-            store: the run-history store (default: ``pipekit.configure``'s, else SQLite
-                at ``$PIPEKIT_HOME/history.db``).
+            store: the run-history store, or a URL naming one (``"sqlite:///h.db"``,
+                ``"postgresql://..."``, ``"memory://"``); default: ``pipekit.configure``'s,
+                else ``$PIPEKIT_STORE``, else SQLite at ``$PIPEKIT_HOME/history.db``.
             raise_on_failure: raise :class:`pipekit.RunFailed` when a task fails.
             clock: time source (tests pass :class:`pipekit.testing.FakeClock`).
             **params: the run parameters.

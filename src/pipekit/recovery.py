@@ -38,7 +38,7 @@ def rerun(
     *,
     tasks: Iterable[str] | None = None,
     downstream: bool = True,
-    store: Store | None = None,
+    store: Store | str | None = None,
     executor: str | Executor = "threads",
     max_workers: int | None = None,
     retries: bool = True,
@@ -232,7 +232,7 @@ def _import_module(module: str, file: str | None) -> bool:
 def prune(
     older_than: timedelta | datetime,
     *,
-    store: Store | None = None,
+    store: Store | str | None = None,
     results: ResultStore | None = None,
 ) -> int:
     """Delete saved task results not written within ``older_than`` (or before a datetime).

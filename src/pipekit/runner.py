@@ -548,7 +548,7 @@ def execute(
     *,
     executor: str | Executor,
     max_workers: int | None,
-    store: Store | None,
+    store: Store | str | None,
     raise_on_failure: bool,
     clock: Clock | None,
     retries: bool = True,

@@ -41,7 +41,7 @@ __all__ = ["Scheduler", "serve"]
 
 def serve(
     *dags_or_paths: DAG | str | Path,
-    store: Store | None = None,
+    store: Store | str | None = None,
     once: bool = False,
     executor: str | Executor = "threads",
     max_workers: int | None = None,
@@ -82,7 +82,7 @@ class Scheduler:
         self,
         sources: Iterable[DAG | str | Path],
         *,
-        store: Store | None,
+        store: Store | str | None,
         executor: str | Executor,
         max_workers: int | None,
         clock: Clock | None,
