@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pipekit.stores.base import Change, Store
@@ -148,7 +148,3 @@ class GroupCommit:
                 self._closed = True
                 self._cond.notify_all()
             self._thread.join()
-
-    def __getattr__(self, name: str) -> Any:
-        """Reads and everything else go to the store (after the loop's own flushes)."""
-        return getattr(self.store, name)

@@ -125,6 +125,14 @@ def _print_failures(console: Any, run: Any, date: Any = None) -> None:
             )
 
 
+_executor_option = click.option(
+    "--executor",
+    type=click.Choice(["sequential", "threads", "processes", "dask"]),
+    default="threads",
+    help="Where tasks run (dask: $PIPEKIT_DASK_ADDRESS, else a local cluster).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
@@ -149,11 +157,7 @@ def cli(ctx: click.Context, store: str | None, verbose: int) -> None:
 @click.option(
     "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A run parameter."
 )
-@click.option(
-    "--executor",
-    type=click.Choice(["sequential", "threads", "processes", "dask"]),
-    default="threads",
-)
+@_executor_option
 @click.option("--max-workers", type=click.IntRange(min=1), default=None)
 @click.pass_context
 @_guard
@@ -191,11 +195,7 @@ def run(
 @click.option(
     "-p", "--param-value", "params", multiple=True, metavar="KEY=VALUE", help="Other parameters."
 )
-@click.option(
-    "--executor",
-    type=click.Choice(["sequential", "threads", "processes", "dask"]),
-    default="threads",
-)
+@_executor_option
 @click.option("--max-workers", type=click.IntRange(min=1), default=None)
 @click.pass_context
 @_guard
@@ -249,11 +249,7 @@ def backfill(
 @click.option("--task", "tasks", multiple=True, help="Also run this task (repeatable).")
 @click.option("--downstream/--no-downstream", default=True, show_default=True)
 @click.option("--retries/--no-retries", default=True, show_default=True)
-@click.option(
-    "--executor",
-    type=click.Choice(["sequential", "threads", "processes", "dask"]),
-    default="threads",
-)
+@_executor_option
 @click.pass_context
 @_guard
 def rerun(
@@ -428,11 +424,7 @@ def schema() -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--once", is_flag=True, help="One pass: start every due run, wait, exit.")
-@click.option(
-    "--executor",
-    type=click.Choice(["sequential", "threads", "processes", "dask"]),
-    default="threads",
-)
+@_executor_option
 @click.option(
     "--poll",
     type=click.FloatRange(min=0.05),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipekit.results.base import MISSING
+from pipekit.results.store import dumps
 
 __all__ = ["FileResults"]
 
@@ -46,15 +47,9 @@ class FileResults:
 
     def save(self, run_id: str, task_id: str, value: Any) -> bool:
         """Write ``value`` atomically; return False if it cannot be pickled."""
-        try:
-            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            try:
-                import cloudpickle
-
-                data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                return False
+        data = dumps(value)
+        if data is None:
+            return False
         path = self._path(run_id, task_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")

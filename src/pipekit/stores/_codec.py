@@ -21,6 +21,7 @@ __all__ = [
     "STATES",
     "check_limit",
     "decode_params",
+    "duplicate_attempt",
     "encode_params",
     "from_text",
     "from_text_or_none",
@@ -127,3 +128,11 @@ def check_limit(limit: int | None) -> None:
     """Raise ValueError unless ``limit`` (of :meth:`Store.list_runs`) is None or >= 0."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be 0 or more, not {limit!r}; pass None for no limit")
+
+
+def duplicate_attempt(run_id: str, task_id: str, number: int) -> StoreError:
+    """The error for an attempt number recorded twice (every store raises the same)."""
+    return StoreError(
+        f"attempt {number} of task {task_id!r} in run {run_id!r} is already "
+        "recorded; number each attempt of a task once"
+    )

@@ -25,6 +25,7 @@ from pipekit.stores._codec import (
     STATES,
     check_limit,
     decode_params,
+    duplicate_attempt,
     encode_params,
     state_text,
     to_utc,
@@ -181,10 +182,7 @@ class SQLStore(ABC):
                 (run_id, task_id, number, state, started, ended, e.error),
             )
         except self._duplicate as exc:
-            raise StoreError(
-                f"attempt {number} of task {task_id!r} in run {run_id!r} is already "
-                "recorded; number each attempt of a task once"
-            ) from exc
+            raise duplicate_attempt(run_id, task_id, number) from exc
 
     def _run_started(self, cur: Cursor, c: RunStarted) -> None:
         run_id = c.run_id
@@ -220,10 +218,7 @@ class SQLStore(ABC):
         try:
             cur.execute(self.sql.insert_attempt, (run_id, task_id, number, started))
         except self._duplicate as exc:
-            raise StoreError(
-                f"attempt {number} of task {task_id!r} in run {run_id!r} is already "
-                "recorded; number each attempt of a task once"
-            ) from exc
+            raise duplicate_attempt(run_id, task_id, number) from exc
 
     def _attempt_ended(self, cur: Cursor, c: AttemptEnded) -> None:
         run_id, task_id, number = c.run_id, c.task_id, c.number

@@ -21,7 +21,14 @@ from typing import Any, Final
 from pipekit.errors import StoreError
 from pipekit.run import Attempt, Run, TaskRun
 from pipekit.state import State
-from pipekit.stores._codec import check_limit, decode_params, encode_params, to_state, to_utc
+from pipekit.stores._codec import (
+    check_limit,
+    decode_params,
+    duplicate_attempt,
+    encode_params,
+    to_state,
+    to_utc,
+)
 from pipekit.stores.base import (
     AttemptEnded,
     AttemptStarted,
@@ -169,10 +176,7 @@ class MemoryStore:
         task = self._task(tasks, run_id, task_id)
         attempts = self._attempts[run_id]
         if (task_id, number) in attempts:
-            raise StoreError(
-                f"attempt {number} of task {task_id!r} in run {run_id!r} is already "
-                "recorded; number each attempt of a task once"
-            )
+            raise duplicate_attempt(run_id, task_id, number)
         started = to_utc(c.started_at, run_id)
         running = State.RUNNING
         attempt = Attempt(run_id, task_id, number, running, started)
