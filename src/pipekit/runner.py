@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pipekit._binding import bind
 from pipekit._writer import GroupCommit
 from pipekit.callbacks import Callback, Dispatcher, Event
-from pipekit.context import TaskContext
+from pipekit.context import TaskContext, _current
 from pipekit.errors import RunFailed, TaskTimeout
-from pipekit.executors.base import Executor, Job, Outcome, format_error, invoke
+from pipekit.executors.base import Executor, Job, Outcome, format_error
 from pipekit.params import bind_params, encode_params
 from pipekit.results.store import StoreResults, dumps
 from pipekit.retry import NO_RETRY
@@ -119,6 +119,8 @@ class _Loop:
         self.gather: Any = getattr(executor, "gather", None) or (lambda value: value)
         # An executor may let the loop run a task itself when it is the only one runnable.
         self.inline_alone = bool(getattr(executor, "inline_alone", False))
+        # An executor that runs each job inline lets the loop call it directly (no Job).
+        self.runs_inline = bool(getattr(executor, "runs_inline", False))
         self.retries = retries
         self.force = force
         self.encoded = encoded
@@ -178,7 +180,8 @@ class _Loop:
         number = self.attempts.get(tid, 0) + 1
         self.attempts[tid] = number
         now = self.clock.now()
-        self.started.setdefault(tid, now)
+        if tid not in self.started:
+            self.started[tid] = now
         self.state[tid] = _RUNNING
         self.store.record([AttemptStarted(self.run_id, tid, number, now)])
         self.log.debug("task_started", task=tid, attempt=number)
@@ -186,24 +189,34 @@ class _Loop:
             args, kwargs = bind(self.dag, node, self.results, self.params)
         else:
             args, kwargs = node.args, node.kwargs
+        ctx = TaskContext(self.run_id, self.dag.name, tid, number, self.params, output)
+        timeout = node.task.timeout
+        if timeout is None and (
+            self.runs_inline
+            or (self.inline_alone and not self.running and not self.ready and not self.timers)
+        ):
+            # Run it here: the sequential executor would do just this, and a threads
+            # executor with nothing else to run would cost two thread hand-offs.
+            self.running[-1] = (tid, None)  # so that Ctrl-C inside it closes the attempt
+            token = _current.set(ctx)
+            try:
+                value = node.task.fn(*args, **kwargs)
+            except (Exception, SystemExit) as exc:
+                del self.running[-1]
+                self.conclude(tid, number, False, None, exc, format_error(exc))
+                return
+            finally:
+                _current.reset(token)
+            del self.running[-1]
+            now = self.clock.now()
+            self.ended[tid] = now
+            self.succeed(tid, number, value, now)
+            return
         key = self.next_key
         self.next_key += 1
-        timeout = node.task.timeout
         deadline = self.clock.monotonic() + timeout if timeout is not None else None
         self.running[key] = (tid, deadline)
-        ctx = TaskContext(self.run_id, self.dag.name, tid, number, self.params, output)
-        job = Job(key, node.task.fn, args, kwargs, ctx, timeout)
-        if (
-            self.inline_alone
-            and timeout is None
-            and len(self.running) == 1
-            and not self.ready
-            and not self.timers
-        ):
-            # Nothing else can run until this task ends: skip two thread hand-offs.
-            self.outcomes.put(invoke(job))
-            return
-        self.executor.submit(job)
+        self.executor.submit(Job(key, node.task.fn, args, kwargs, ctx, timeout))
 
     def skip_existing(self, tid: str, output: str) -> None:
         """The task's output exists: record it skipped and let its downstream tasks run."""
@@ -237,14 +250,31 @@ class _Loop:
         if entry is None:
             return  # an attempt already given up on (timed out): its late result is dropped
         tid = entry[0]
-        number = self.attempts[tid]
+        self.conclude(
+            tid,
+            self.attempts[tid],
+            outcome.ok,
+            outcome.value,
+            outcome.error,
+            outcome.error_text,
+        )
+
+    def conclude(
+        self,
+        tid: str,
+        number: int,
+        ok: bool,
+        value: Any,
+        error: BaseException | None,
+        error_text: str | None,
+    ) -> None:
+        """Record how attempt ``number`` of ``tid`` ended, and decide what follows."""
         now = self.clock.now()
         self.ended[tid] = now
-        if outcome.ok:
-            self.succeed(tid, number, outcome.value, now)
+        if ok:
+            self.succeed(tid, number, value, now)
             return
-        error = outcome.error
-        text = outcome.error_text or "unknown error"
+        text = error_text or "unknown error"
         self.errors[tid] = text
         if isinstance(error, Skip):
             self.state[tid] = _SKIPPED

@@ -117,7 +117,9 @@ class Executor(Protocol):
     to save a result for re-runs and to fill ``Run.tasks[...].result``. Handles passed
     to :meth:`submit` in ``Job.args``/``Job.kwargs`` are the executor's to resolve.
     An executor that sets ``inline_alone = True`` lets the loop run a job itself (with
-    :func:`invoke`) when it is the only one that can run, saving two thread hand-offs.
+    :func:`invoke`) when it is the only one that can run, saving two thread hand-offs;
+    one that sets ``runs_inline = True`` (the sequential executor) lets the loop call
+    every job without a timeout itself, as its :meth:`submit` would.
     """
 
     capacity: int

@@ -19,6 +19,7 @@ class SequentialExecutor:
     """Runs one attempt at a time, inline. ``capacity`` is always 1."""
 
     capacity = 1
+    runs_inline = True  # the loop may call a job without a timeout itself
 
     def __init__(self, max_workers: int | None = None) -> None:
         check_max_workers(max_workers)

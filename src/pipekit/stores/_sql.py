@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 from pipekit.errors import StoreError
 from pipekit.run import Attempt, Run, TaskRun
 from pipekit.state import State
+from pipekit.stores._batch import GROUPED, plan
 from pipekit.stores._codec import (
     STATES,
     check_limit,
@@ -102,6 +103,10 @@ def not_a_change(change: object) -> TypeError:
     )
 
 
+class _OneByOne(Exception):
+    """A batch must be applied change by change (raised inside the rolled-back try)."""
+
+
 class SQLStore(ABC):
     """The store logic shared by the SQL stores; a subclass supplies the database.
 
@@ -149,19 +154,75 @@ class SQLStore(ABC):
         """
         if not changes:
             return
+        try:
+            with self._writing() as cur:
+                self._apply_grouped(cur, changes)
+            return
+        except _OneByOne:
+            pass  # rolled back: apply change by change, which names the bad change
+        with self._writing() as cur:
+            self._apply_each(cur, changes)
+
+    def _apply_grouped(self, cur: Cursor, changes: Sequence[Change]) -> None:
+        """Apply runs of attempt changes with ``executemany`` (see :mod:`._batch`)."""
+        handlers = self._HANDLERS
+        start = 0
+        for i, change in enumerate(changes):
+            if isinstance(change, GROUPED):
+                continue
+            if i > start:
+                self._apply_plan(cur, changes[start:i])
+            start = i + 1
+            handler = handlers.get(type(change))
+            if handler is None:
+                handler = _handler_for(change)
+            handler(self, cur, change)
+        if start < len(changes):
+            self._apply_plan(cur, changes[start:])
+
+    def _apply_plan(self, cur: Cursor, group: Sequence[Change]) -> None:
+        p = plan(group, self._stamp)
+        if p is None:
+            raise _OneByOne
+        sql = self.sql
+        try:
+            if p.end_attempts:
+                cur.executemany(sql.end_attempt, p.end_attempts)
+                if cur.rowcount != len(p.end_attempts):
+                    raise _OneByOne
+                cur.executemany(sql.end_task, p.end_tasks)
+            if p.finish_tasks:
+                cur.executemany(sql.finish_task, p.finish_tasks)
+                if cur.rowcount != len(p.finish_tasks):
+                    raise _OneByOne
+                cur.executemany(sql.insert_finished_attempt, p.finished_attempts)
+            if p.start_tasks:
+                cur.executemany(sql.start_task, p.start_tasks)
+                if cur.rowcount != len(p.start_tasks):
+                    raise _OneByOne
+                cur.executemany(sql.insert_attempt, p.started_attempts)
+            for run_id, task_id in p.unchecked:
+                if cur.execute(sql.task_exists, (run_id, task_id)).fetchone() is None:
+                    raise _OneByOne
+            if p.results:
+                cur.executemany(sql.save_result, p.results)
+        except self._duplicate as exc:
+            raise _OneByOne from exc
+
+    def _apply_each(self, cur: Cursor, changes: Sequence[Change]) -> None:
+        """Apply ``changes`` one by one (the slow path that names a bad change)."""
         handlers = self._HANDLERS
         pairs = _finished_in_batch(changes)
-        with self._writing() as cur:
-            for i, change in enumerate(changes):
-                if i in pairs:
-                    j = pairs[i]
-                    if j >= 0:  # started and ended in this batch: one row each, not two
-                        self._attempt_finished(cur, change, changes[j])  # type: ignore[arg-type]
-                    continue
-                handler = handlers.get(type(change))
-                if handler is None:
-                    handler = _handler_for(change)
-                handler(self, cur, change)
+        for i, change in enumerate(changes):
+            if i in pairs:
+                j = pairs[i]
+                if j >= 0:  # started and ended in this batch: one row each, not two
+                    self._attempt_finished(cur, change, changes[j])  # type: ignore[arg-type]
+                continue
+            handler = handlers.get(type(change))
+            if handler is None:
+                handler = _handler_for(change)
+            handler(self, cur, change)
 
     def _attempt_finished(self, cur: Cursor, c: AttemptStarted, e: AttemptEnded) -> None:
         """AttemptStarted and its AttemptEnded of the same batch, written together."""
