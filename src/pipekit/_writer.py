@@ -98,6 +98,7 @@ class GroupCommit:
         self._gather = max_delay / 5
         self._pending: list[Change] = []
         self._since = 0.0  # when the oldest pending change was queued
+        self._last = 0.0  # when record() was last called
         self._lock = threading.Lock()  # guards _pending and _since
         self._writing = threading.Lock()  # one batch is written at a time, in order
         self._error: BaseException | None = None
@@ -111,7 +112,7 @@ class GroupCommit:
         """
         if self._error is not None:
             raise self._error
-        now = time.monotonic()
+        now = self._last = time.monotonic()
         with self._lock:
             pending = self._pending
             first = not pending
@@ -137,14 +138,30 @@ class GroupCommit:
             raise
 
     def flush_due(self) -> None:
-        """The flusher's call: commit what is queued; an error waits for the loop."""
+        """The flusher's call: commit what is queued, unless the loop is active.
+
+        A loop that recorded a change moments ago will commit on its own when the batch
+        is due; written from here, behind that loop's hold on the GIL, the same batch
+        would take many switch intervals. So this looks again a little later instead:
+        a loop that stopped recording (inside a long task) leaves its changes to this
+        thread within two ``max_delay / 5``. An error is kept for the loop to raise.
+        """
         if self._error is not None:
             return
-        with self._writing:
-            try:
-                self._write()
-            except Exception:  # kept in _error: the loop raises it on its next call
-                return
+        now = time.monotonic()
+        quiet = now - self._last
+        if quiet < self._gather / 2 or not self._writing.acquire(blocking=False):
+            with self._lock:
+                waiting = bool(self._pending)
+            if waiting:
+                _FLUSHER.schedule(now + max(self._gather - quiet, self._gather / 4), self)
+            return
+        try:
+            self._write()
+        except Exception:  # kept in _error: the loop raises it on its next call
+            return
+        finally:
+            self._writing.release()
 
     def flush(self) -> None:
         """Commit every queued change now, in this thread; raise a writer's error if any."""

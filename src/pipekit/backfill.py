@@ -20,8 +20,6 @@ from pipekit.report import BackfillReport, DateOutcome
 from pipekit.state import State
 
 if TYPE_CHECKING:
-    import concurrent.futures as cf
-
     from pipekit.clock import Clock
     from pipekit.dag import DAG
     from pipekit.executors.base import Executor
@@ -137,27 +135,6 @@ def _key(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-class _NoBar:
-    """Stands in for a progress bar when none is shown (tqdm is not even imported)."""
-
-    def update(self, n: int) -> None:
-        """Do nothing."""
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        """Do nothing."""
-
-    def close(self) -> None:
-        """Do nothing."""
-
-
-def _progress(total: int, desc: str, show: bool) -> Any:
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="date", desc=desc, leave=True)
-
-
 def _want_progress(progress: bool | None) -> bool:
     if progress is not None:
         return progress
@@ -255,7 +232,9 @@ def backfill(
     if dry_run:
         return BackfillReport(dag.name, name, {d: plan[d] for d in order}, dry_run=True)
 
-    runner = _Backfill(
+    from pipekit._backfilling import Backfill
+
+    runner = Backfill(
         dag, name, per_date, history, executor, max_workers, retries, reprocess, clock
     )
     outcomes = runner.run(
@@ -302,205 +281,4 @@ def _check_options(
         raise PipekitError(
             f"backfill of {dag.name!r}: {name}= is set by the backfill for each date; "
             "pass start and end instead"
-        )
-
-
-class _Backfill:
-    """Runs the dates of one backfill (and later its re-run of failures)."""
-
-    def __init__(
-        self,
-        dag: DAG,
-        param: str,
-        per_date: dict[Any, dict[str, Any]],
-        store: Store,
-        executor: str | Executor,
-        max_workers: int | None,
-        retries: bool,
-        reprocess: str,
-        clock: Clock | None,
-    ) -> None:
-        import structlog
-
-        from pipekit.clock import SystemClock
-
-        self.dag = dag
-        self.param = param
-        self.per_date = per_date
-        self.store = store
-        self.executor = executor
-        self.max_workers = max_workers
-        self.retries = retries
-        self.reprocess = reprocess
-        self.clock = clock or SystemClock()
-        self.log = structlog.get_logger("pipekit").bind(dag=dag.name)
-
-    def one(self, d: Any, planned: DateOutcome) -> DateOutcome:
-        """Run one date; never raises for a task failure."""
-        from pipekit.recovery import plan_rerun
-        from pipekit.results import results_for
-        from pipekit.runner import execute
-
-        try:
-            if planned.action == "rerun" and planned.run is not None:
-                resume, _ = plan_rerun(self.dag, planned.run, None, True, results_for(self.store))
-                run = execute(
-                    self.dag,
-                    planned.run.params,
-                    executor=self.executor,
-                    max_workers=self.max_workers,
-                    store=self.store,
-                    raise_on_failure=False,
-                    clock=self.clock,
-                    retries=self.retries,
-                    resume=resume,
-                )
-            else:
-                force = self.dag.order if self.reprocess == "all" else ()
-                run = execute(
-                    self.dag,
-                    self.per_date[d],
-                    executor=self.executor,
-                    max_workers=self.max_workers,
-                    store=self.store,
-                    raise_on_failure=False,
-                    clock=self.clock,
-                    retries=self.retries,
-                    force=force,
-                )
-        except PipekitError as exc:
-            self.log.error("backfill_date_failed", logical_date=str(d), error=str(exc))
-            return DateOutcome(planned.action, None, f"{type(exc).__name__}: {exc}", planned.reason)
-        for t in run.tasks.values():
-            if t.state == State.FAILED:
-                first = (t.error or "").strip().split("\n", 1)[0]
-                self.log.error(
-                    "backfill_task_failed",
-                    logical_date=str(d),
-                    run_id=run.id,
-                    task=t.task_id,
-                    attempt=t.attempts,
-                    error=first,
-                )
-        return DateOutcome(planned.action, run, None, planned.reason)
-
-    def run(
-        self,
-        dates: list[Any],
-        plan: dict[Any, DateOutcome],
-        *,
-        max_active_runs: int,
-        delay: float,
-        max_failures: int | None,
-        show: bool,
-    ) -> dict[Any, DateOutcome]:
-        """Launch dates in order, a few at a time; stop on Ctrl-C or after too many failures."""
-        outcomes: dict[Any, DateOutcome] = {}
-        todo = [d for d in dates if plan[d].action in ("run", "rerun")]
-        for d in dates:
-            if plan[d].action == "skip":
-                outcomes[d] = plan[d]
-        failures = 0
-        stopped = False
-        bar = _progress(len(todo), self.dag.name, show)
-        import concurrent.futures as cf
-
-        pool = cf.ThreadPoolExecutor(max_workers=max_active_runs, thread_name_prefix="pipekit-bf")
-        running: dict[cf.Future[DateOutcome], Any] = {}
-        pending = list(todo)
-        launched = 0
-
-        def collect(done: set[cf.Future[DateOutcome]]) -> None:
-            nonlocal failures
-            for fut in done:
-                d = running.pop(fut)
-                outcomes[d] = fut.result()
-                if outcomes[d].failed:
-                    failures += 1
-                bar.update(1)
-                bar.set_postfix(failed=failures, refresh=False)
-
-        try:
-            try:
-                while pending:
-                    if max_failures is not None and failures >= max_failures:
-                        stopped = True
-                        break
-                    if len(running) >= max_active_runs:
-                        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                        collect(done)
-                        continue
-                    if launched and delay:
-                        self.clock.sleep(delay)
-                    d = pending.pop(0)
-                    running[pool.submit(self.one, d, plan[d])] = d
-                    launched += 1
-            except KeyboardInterrupt:
-                stopped = True
-                self.log.warning("backfill_interrupted", running=len(running))
-            if running:  # let the dates already running end, and record them
-                done, _ = cf.wait(running)
-                collect(done)
-        finally:
-            pool.shutdown(wait=True)
-            bar.close()
-        for d in todo:  # never launched (an interrupt may land between pop and submit)
-            if d not in outcomes:
-                outcomes[d] = DateOutcome("not_run", plan[d].run, None, "stopped before it started")
-        if stopped and pending:
-            self.log.warning("backfill_stopped", not_run=len(pending), failures=failures)
-        return outcomes
-
-    def rerun_failed(self, report: BackfillReport) -> BackfillReport:
-        """Re-run the unfinished tasks of each failed date (and start dates never run)."""
-        plan: dict[Any, DateOutcome] = {}
-        for d in report.failed + report.not_run:
-            o = report.dates[d]
-            if o.run is not None:
-                plan[d] = DateOutcome("rerun", o.run, None, f"failed run {o.run.id}")
-            else:
-                plan[d] = DateOutcome("run", None, None, "had no run")
-        dates = sorted(plan)
-        outcomes = self.run(dates, plan, max_active_runs=1, delay=0, max_failures=None, show=False)
-        fresh = BackfillReport(report.dag, report.param, {d: outcomes[d] for d in dates})
-        fresh._rerun = self.rerun_failed
-        self.log_summary(fresh)
-        return fresh
-
-    def log_summary(self, report: BackfillReport) -> None:
-        """Log the report's counts, and send the DAG's callbacks one summary event."""
-        from pipekit.callbacks import Event
-
-        state = "failed" if report.failed or report.not_run else "success"
-        targets = self.dag.on_failure if state == "failed" else self.dag.on_success
-        if targets:
-            from pipekit.params import encode_params
-
-            first = next(iter(self.per_date.values()), {})
-            fixed = {k: v for k, v in first.items() if k != self.param}
-            event = Event(
-                "backfill",
-                self.dag.name,
-                None,
-                None,
-                encode_params(self.dag.name, fixed),
-                None,
-                state,
-                summary=str(report),
-            )
-            for target in targets:
-                try:
-                    target(event)
-                except Exception as exc:  # a notifier never changes the outcome
-                    self.log.warning(
-                        "callback_failed", kind="backfill", error=f"{type(exc).__name__}: {exc}"
-                    )
-        emit = self.log.error if report.failed else self.log.info
-        emit(
-            "backfill_finished",
-            dates=len(report.dates),
-            succeeded=len(report.succeeded),
-            failed=[str(d) for d in report.failed],
-            skipped=len(report.skipped),
-            not_run=[str(d) for d in report.not_run],
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pipekit.errors import PipekitError
 
@@ -164,6 +164,9 @@ def default_store() -> Store:
 _by_url: dict[str, Store] = {}
 
 
+_CONFORMING: set[type] = set()
+
+
 def resolve_store(store: Store | str | None) -> Store:
     """Return ``store`` itself, the store a URL names, or the default store when None.
 
@@ -182,6 +185,9 @@ def resolve_store(store: Store | str | None) -> Store:
 
                 found = _by_url[store] = open_store(store)
         return found
-    if not isinstance(store, StoreProtocol):
+    if type(store) in _CONFORMING:
+        return cast("Store", store)
+    if not isinstance(store, StoreProtocol):  # a slow check: done once per type
         raise PipekitError(f"store={store!r} {_NOT_A_STORE}")
+    _CONFORMING.add(type(store))
     return store

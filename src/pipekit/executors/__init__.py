@@ -49,6 +49,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_CONFORMING: set[type] = set()
+
+
 def make_executor(executor: str | Executor, max_workers: int | None) -> Executor:
     """Return an executor for a name (see the module docstring) or the object itself.
 
@@ -67,11 +70,13 @@ def make_executor(executor: str | Executor, max_workers: int | None) -> Executor
                 "or pass an executor object"
             )
         return cls(max_workers)
-    if not isinstance(executor, Executor):
-        raise PipekitError(
-            f"executor={executor!r} is neither a name ({', '.join(_NAMES)}) nor an object with "
-            "the pipekit.executors.Executor interface"
-        )
+    if type(executor) not in _CONFORMING:
+        if not isinstance(executor, Executor):  # a slow check: done once per type
+            raise PipekitError(
+                f"executor={executor!r} is neither a name ({', '.join(_NAMES)}) nor an object with "
+                "the pipekit.executors.Executor interface"
+            )
+        _CONFORMING.add(type(executor))
     if max_workers is not None:
         raise PipekitError(
             "max_workers applies to executors given by name; set it on the executor object instead"

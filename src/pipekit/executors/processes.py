@@ -59,7 +59,11 @@ class ProcessesExecutor:
         self._closing = False
 
     def start(self, report: Report) -> None:
-        """Remember where outcomes go; workers start as work arrives."""
+        """Remember where outcomes go; workers start as work arrives.
+
+        Called again for each run when one executor serves several runs in turn (a
+        backfill's dates): its idle workers then serve the next run.
+        """
         self._report = report
 
     def _spawn(self) -> _Worker:
@@ -87,8 +91,6 @@ class ProcessesExecutor:
         return worker
 
     def _listen(self, worker: _Worker) -> None:
-        report = self._report
-        assert report is not None
         while True:
             try:
                 frame = read_frame(worker.rfd)
@@ -113,6 +115,8 @@ class ProcessesExecutor:
                 worker.job = None
                 if not self._closing:
                     self._idle.append(worker)
+            report = self._report  # read per outcome: a reused executor serves run after run
+            assert report is not None
             report(outcome)
         # The pipe closed: the worker exited, was killed, or is being shut down.
         code = worker.proc.wait()
@@ -127,7 +131,8 @@ class ProcessesExecutor:
                 self._busy.pop(key, None)
         os.close(worker.rfd)
         worker.close_write()
-        if lost and key is not None:
+        report = self._report
+        if lost and key is not None and report is not None:
             exc = PipekitError(
                 f"the worker process running this attempt died (exit code {code}); "
                 "it may have run out of memory or been killed"

@@ -47,7 +47,11 @@ class ThreadsExecutor:
         self._report: Report | None = None
 
     def start(self, report: Report) -> None:
-        """Remember where outcomes go; threads start as work arrives."""
+        """Remember where outcomes go; threads start as work arrives.
+
+        Called again for each run when one executor serves several runs in turn (a
+        backfill's dates): its idle threads then serve the next run.
+        """
         self._report = report
 
     def _spawn(self) -> None:
@@ -55,8 +59,6 @@ class ThreadsExecutor:
         threading.Thread(target=self._work, name="pipekit-worker", daemon=True).start()
 
     def _work(self) -> None:
-        report = self._report
-        assert report is not None
         while True:
             job = self._jobs.get()
             if job is _STOP:
@@ -73,6 +75,8 @@ class ThreadsExecutor:
                     # This thread was replaced when its job timed out: leave quietly.
                     self._cancelled.discard(job.key)
                     return
+            report = self._report  # read per job: a reused executor serves one run after another
+            assert report is not None
             report(outcome)
 
     def submit(self, job: Job) -> None:
