@@ -26,11 +26,10 @@ database drivers are imported only where they are used.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from pipekit.backfill import backfill
-from pipekit.callbacks import Event
 from pipekit.clock import Clock, SystemClock
-from pipekit.config import configure
 from pipekit.context import TaskContext, context, get_logger
 from pipekit.dag import DAG, dag
 from pipekit.errors import (
@@ -43,15 +42,32 @@ from pipekit.errors import (
     StoreError,
     TaskTimeout,
 )
-from pipekit.outputs import atomic_path
 from pipekit.params import Param
-from pipekit.recovery import prune, rerun
-from pipekit.report import BackfillReport, DateOutcome
 from pipekit.retry import Retry
 from pipekit.run import Attempt, Run, TaskRun
 from pipekit.serve import serve
 from pipekit.state import State
 from pipekit.task import Skip, Task, TaskRef, task
+
+if TYPE_CHECKING:
+    from pipekit.callbacks import Event
+    from pipekit.config import configure
+    from pipekit.outputs import atomic_path
+    from pipekit.recovery import prune, rerun
+    from pipekit.report import BackfillReport, DateOutcome
+
+# Names imported on first use (see __getattr__), so that `import pipekit`, and with it
+# every worker process, does not pay for them up front. (backfill and serve are imported
+# above: a name shared with a submodule would be replaced by that module on its import.)
+_LAZY = {
+    "Event": "pipekit.callbacks",
+    "configure": "pipekit.config",
+    "atomic_path": "pipekit.outputs",
+    "prune": "pipekit.recovery",
+    "rerun": "pipekit.recovery",
+    "BackfillReport": "pipekit.report",
+    "DateOutcome": "pipekit.report",
+}
 
 __version__ = "0.1.0"
 
@@ -111,6 +127,13 @@ def from_yaml(path: str | os.PathLike[str]) -> DAG:
 
 def __getattr__(name: str) -> object:
     """Import the subpackages (stores, executors, results, testing, ...) on first use."""
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
     if name in (
         "stores",
         "executors",
@@ -121,7 +144,5 @@ def __getattr__(name: str) -> object:
         "loader",
         "declarative",
     ):
-        import importlib
-
         return importlib.import_module(f"pipekit.{name}")
     raise AttributeError(f"module 'pipekit' has no attribute {name!r}")

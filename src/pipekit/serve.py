@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
-import uuid
 from collections.abc import Iterable
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +28,8 @@ from pipekit.dag import DAG
 from pipekit.errors import PipekitError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pipekit.clock import Clock
     from pipekit.executors.base import Executor
     from pipekit.run import Run
@@ -97,7 +96,9 @@ class Scheduler:
         for src in sources:
             if isinstance(src, DAG):
                 self.static.append(src)
-            elif isinstance(src, str | Path):
+            elif isinstance(src, str | os.PathLike):
+                from pathlib import Path
+
                 if not Path(src).exists():
                     raise PipekitError(f"serve: no such file or folder {str(src)!r}")
                 self.paths.append(Path(src))
@@ -117,6 +118,9 @@ class Scheduler:
         self.launched: set[tuple[str, str]] = set()  # every interval this scheduler started
         self.elsewhere: set[tuple[str, str]] = set()  # claimed by another scheduler
         # Who this scheduler is in the store's claims (unique across hosts and restarts).
+        import socket
+        import uuid
+
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.lock = threading.Lock()
         self.wake = threading.Event()

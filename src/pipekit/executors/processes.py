@@ -178,7 +178,11 @@ class ProcessesExecutor:
             _kill(worker.proc)
 
     def shutdown(self, *, cancel: bool = False) -> None:
-        """Close idle workers' pipes (they exit); kill busy ones when ``cancel``."""
+        """Close the workers' pipes; with ``cancel``, kill busy ones and wait for all.
+
+        Idle workers exit on their own once their pipe closes, and their reader threads
+        reap them, so a run does not wait for interpreters to tear down.
+        """
         with self._lock:
             self._closing = True
             workers = list(self._all)
@@ -187,6 +191,8 @@ class ProcessesExecutor:
             if cancel and w.job is not None:
                 _kill(w.proc)
             w.close_write()
+        if not cancel:
+            return
         for w in workers:
             try:
                 w.proc.wait(timeout=5)
