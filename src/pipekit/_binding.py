@@ -2,8 +2,9 @@
 
 A node's arguments may hold :class:`~pipekit.task.TaskRef` (an upstream task's value)
 and :class:`~pipekit.dag.ParamRef` (a run parameter), also nested in lists, tuples,
-sets and dicts. :func:`bind` replaces them with values. It plans once per DAG where the
-references are, so launching a task does not walk every argument again.
+sets and dicts. :func:`bind_planned` replaces them with values, following the plan that
+:func:`plans_for` makes once per DAG of where the references are, so launching a task
+does not walk every argument again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipekit.dag import DAG, Node
 
-__all__ = ["bind"]
+__all__ = ["bind_planned", "plans_for"]
 
 
 def _resolve(value: Any, results: dict[str, Any], params: dict[str, Any]) -> Any:  # noqa: PLR0911
@@ -72,15 +73,23 @@ def _fill(
     return target
 
 
-def bind(dag: DAG, node: Node, results: dict[str, Any], params: dict[str, Any]) -> tuple[Any, Any]:
-    """A dynamic node's arguments with references replaced by values (plans are cached)."""
+def plans_for(dag: DAG) -> dict[str, tuple[Any, Any]]:
+    """Where each dynamic node's references are, planned once per DAG (cached)."""
     cache = _plans.get(dag)
     if cache is None:
-        cache = _plans.setdefault(dag, {})
-    plans = cache.get(node.task_id)
-    if plans is None:
-        plans = (_plan(node.args), _plan(node.kwargs))
-        cache[node.task_id] = plans
+        cache = {
+            tid: (_plan(node.args), _plan(node.kwargs))
+            for tid, node in dag.tasks.items()
+            if node.dynamic
+        }
+        _plans[dag] = cache
+    return cache
+
+
+def bind_planned(
+    node: Node, plans: tuple[Any, Any], results: dict[str, Any], params: dict[str, Any]
+) -> tuple[Any, Any]:
+    """A node's arguments with references replaced by values, following ``plans``."""
     arg_plan, kwarg_plan = plans
     args: Any = node.args
     if arg_plan:

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipekit._binding import bind
+from pipekit._binding import bind_planned, plans_for
 from pipekit.callbacks import Callback, Dispatcher, Event
 from pipekit.context import TaskContext, _current
 from pipekit.errors import TaskTimeout
@@ -87,6 +87,16 @@ class Loop:
         self.executor = executor
         self.clock = clock
         self.log = log
+        # Looked up once: the hot path calls these for every task.
+        self.tasks = dag.tasks
+        self.downstream = dag.downstream
+        self.consumers = dag.consumers
+        self.dag_name = dag.name
+        self.plans = plans_for(dag)
+        self.now = clock.now
+        self.record = store.record
+        self.debug = log.debug
+        self.info = log.info
         self.result_store = results
         self.inline_results = isinstance(results, StoreResults) and results.store is history
         # An executor that keeps values remote (Dask futures) says how to fetch one here.
@@ -141,54 +151,58 @@ class Loop:
     # -- launching -------------------------------------------------------------------------
 
     def launch(self, tid: str) -> None:
-        node: Node = self.dag.tasks[tid]
+        node: Node = self.tasks[tid]
+        task = node.task
         output = None
-        if node.task.output is not None:
+        if task.output is not None:
             from pipekit.outputs import render_output
 
-            output = render_output(node.task.output, self.params)
+            output = render_output(task.output, self.params)
             if tid not in self.force and os.path.exists(output):
                 self.skip_existing(tid, output)
                 return
         number = self.attempts.get(tid, 0) + 1
         self.attempts[tid] = number
-        now = self.clock.now()
+        now = self.now()
         if tid not in self.started:
             self.started[tid] = now
         self.state[tid] = _RUNNING
-        self.store.record([AttemptStarted(self.run_id, tid, number, now)])
-        self.log.debug("task_started", task=tid, attempt=number)
-        if node.dynamic:
-            args, kwargs = bind(self.dag, node, self.results, self.params)
-        else:
+        run_id = self.run_id
+        self.record([AttemptStarted(run_id, tid, number, now)])
+        self.debug("task_started", task=tid, attempt=number)
+        plans = self.plans.get(tid)
+        if plans is None:
             args, kwargs = node.args, node.kwargs
-        ctx = TaskContext(self.run_id, self.dag.name, tid, number, self.params, output)
-        timeout = node.task.timeout
+        else:
+            args, kwargs = bind_planned(node, plans, self.results, self.params)
+        ctx = TaskContext(run_id, self.dag_name, tid, number, self.params, output)
+        timeout = task.timeout
         if timeout is None and (
             self.runs_inline
             or (self.inline_alone and not self.running and not self.ready and not self.timers)
         ):
             # Run it here: the sequential executor would do just this, and a threads
             # executor with nothing else to run would cost two thread hand-offs.
-            self.running[-1] = (tid, None)  # so that Ctrl-C inside it closes the attempt
+            running = self.running
+            running[-1] = (tid, None)  # so that Ctrl-C inside it closes the attempt
             token = _current.set(ctx)
             try:
-                value = node.task.fn(*args, **kwargs)
+                value = task.fn(*args, **kwargs)
             except (Exception, SystemExit) as exc:
-                del self.running[-1]
+                del running[-1]
                 self.conclude(tid, number, False, None, exc, format_error(exc))
                 return
             finally:
                 _current.reset(token)
-            del self.running[-1]
-            now = self.clock.now()
+            del running[-1]
+            now = self.now()
             self.ended[tid] = now
             self.succeed(tid, number, value, now)
             return
         key = next(_KEYS)
         deadline = self.clock.monotonic() + timeout if timeout is not None else None
         self.running[key] = (tid, deadline)
-        self.executor.submit(Job(key, node.task.fn, args, kwargs, ctx, timeout))
+        self.executor.submit(Job(key, task.fn, args, kwargs, ctx, timeout))
 
     def skip_existing(self, tid: str, output: str) -> None:
         """The task's output exists: record it skipped and let its downstream tasks run."""
@@ -202,9 +216,11 @@ class Loop:
 
     def release(self, tid: str) -> None:
         """``tid`` is satisfied: queue each downstream task that waits for nothing else."""
-        for d in self.dag.downstream[tid]:
-            self.waiting[d] -= 1
-            if self.waiting[d] == 0 and self.state[d] is _QUEUED:
+        waiting, state = self.waiting, self.state
+        for d in self.downstream[tid]:
+            left = waiting[d] - 1
+            waiting[d] = left
+            if left == 0 and state[d] is _QUEUED:
                 self.ready.append(d)
 
     def notify(
@@ -296,17 +312,22 @@ class Loop:
     def succeed(self, tid: str, number: int, value: Any, now: datetime) -> None:
         self.results[tid] = value
         self.state[tid] = _SUCCESS
-        self.errors.pop(tid, None)
-        changes: list[Any] = []
+        if tid in self.errors:
+            del self.errors[tid]
+        task = self.tasks[tid].task
+        end = AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS)
         # Only values that another task receives are needed by a re-run.
-        if self.dag.tasks[tid].task.persist and self.dag.consumers[tid]:
+        if task.persist and self.consumers[tid]:
             if self.inline_results:  # in the history: same transaction as the success
                 data = dumps(self.gather(value))
                 if data is not None:
-                    changes.append(ResultSaved(self.run_id, tid, data))
+                    self.record([ResultSaved(self.run_id, tid, data), end])
+                else:
+                    self.record([end])
                 saved = data is not None
             else:
                 saved = self.result_store.save(self.run_id, tid, self.gather(value))
+                self.record([end])
             if not saved:
                 self.log.warning(
                     "result_not_persisted",
@@ -314,16 +335,11 @@ class Loop:
                     attempt=number,
                     reason="the value cannot be pickled; a re-run executes the task again",
                 )
-        changes.append(AttemptEnded(self.run_id, tid, number, _SUCCESS, now, _SUCCESS))
-        self.store.record(changes)
-        self.log.info("task_succeeded", task=tid, attempt=number)
-        self.notify(
-            self.dag.tasks[tid].task.on_success,
-            "success",
-            tid,
-            attempt=number,
-            state=str(_SUCCESS),
-        )
+        else:
+            self.record([end])
+        self.info("task_succeeded", task=tid, attempt=number)
+        if task.on_success:
+            self.notify(task.on_success, "success", tid, attempt=number, state=str(_SUCCESS))
         self.release(tid)
 
     def mark_descendants(self, tid: str, state: State, now: datetime) -> None:

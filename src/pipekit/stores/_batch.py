@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from pipekit.errors import StoreError
-from pipekit.stores._codec import state_text
+from pipekit.stores._codec import _TEXTS
 from pipekit.stores.base import AttemptEnded, AttemptStarted, Change, ResultSaved
 
 __all__ = ["GROUPED", "Plan", "plan"]
@@ -55,56 +55,70 @@ def plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> Pl
     """
     try:
         return _plan(changes, stamp)
-    except StoreError:
+    except (StoreError, KeyError, TypeError):  # a bad timestamp or state
         return None
 
 
 def _plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> Plan | None:
     out = Plan()
     open_: dict[tuple[str, str], tuple[int, Any]] = {}  # task -> (number, start stamp)
-    seen: set[tuple[str, str]] = set()
+    ended: set[tuple[str, str]] = set()  # tasks with an attempt ended in this group
     results: list[ResultSaved] = []
+    texts = _TEXTS
+    finish_tasks, finished_attempts = out.finish_tasks, out.finished_attempts
     for c in changes:
         kind = type(c)
-        if kind is ResultSaved:
-            results.append(c)  # type: ignore[arg-type]
-            continue
-        run_id, task_id, number = c.run_id, c.task_id, c.number  # type: ignore[union-attr]
-        key = (run_id, task_id)
         if kind is AttemptStarted:
+            s: AttemptStarted = c  # type: ignore[assignment]
+            key = (s.run_id, s.task_id)
             if key in open_:
                 return None  # two starts without an end between them
-            open_[key] = (number, stamp(c.started_at, run_id))  # type: ignore[union-attr]
-            seen.add(key)
-            continue
-        e: AttemptEnded = c  # type: ignore[assignment]
-        state = state_text(e.state, run_id)
-        task_state = state_text(e.task_state, run_id)
-        ended = stamp(e.ended_at, run_id)
-        task_error = e.error if state == "failed" else None
-        start = open_.pop(key, None)
-        if start is not None:
-            if start[0] != number:
-                return None
-            started = start[1]
-            out.finish_tasks.append(
-                (task_state, number, started, ended, task_error, run_id, task_id)
-            )
-            out.finished_attempts.append((run_id, task_id, number, state, started, ended, e.error))
+            open_[key] = (s.number, stamp(s.started_at, s.run_id))
+        elif kind is AttemptEnded:
+            e: AttemptEnded = c  # type: ignore[assignment]
+            run_id, task_id, number = e.run_id, e.task_id, e.number
+            key = (run_id, task_id)
+            state = texts[e.state]
+            task_state = texts[e.task_state]
+            ended_at = stamp(e.ended_at, run_id)
+            task_error = e.error if state == "failed" else None
+            start = open_.pop(key, None)
+            if start is not None:
+                if start[0] != number:
+                    return None
+                started = start[1]
+                finish_tasks.append(
+                    (task_state, number, started, ended_at, task_error, run_id, task_id)
+                )
+                finished_attempts.append(
+                    (run_id, task_id, number, state, started, ended_at, e.error)
+                )
+            else:
+                if key in ended:
+                    return None  # an end that is not the first change of its task here
+                out.end_attempts.append((state, ended_at, e.error, run_id, task_id, number))
+                out.end_tasks.append((task_state, ended_at, task_error, run_id, task_id))
+            ended.add(key)
         else:
-            if key in seen:
-                return None  # an end that is not the first change of its task here
-            out.end_attempts.append((state, ended, e.error, run_id, task_id, number))
-            out.end_tasks.append((task_state, ended, task_error, run_id, task_id))
-        seen.add(key)
+            results.append(c)  # type: ignore[arg-type]
     for (run_id, task_id), (number, started) in open_.items():
         out.start_tasks.append((number, started, run_id, task_id))
         out.started_attempts.append((run_id, task_id, number, started))
+    return out if _add_results(out, results, ended, open_) else None
+
+
+def _add_results(
+    out: Plan,
+    results: list[ResultSaved],
+    ended: set[tuple[str, str]],
+    open_: dict[tuple[str, str], tuple[int, Any]],
+) -> bool:
+    """Add the saved results' rows; False if one is not bytes (applied one by one then)."""
     for r in results:
         if not isinstance(r.data, bytes):
-            return None
+            return False
         key = (r.run_id, r.task_id)
-        if key not in seen:
-            out.unchecked.add(key)
+        if key not in ended and key not in open_:
+            out.unchecked.add(key)  # no attempt here shows the task exists: check it
         out.results.append((r.run_id, r.task_id, r.data))
-    return out
+    return True
