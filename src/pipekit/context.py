@@ -11,11 +11,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from pipekit._fastinit import fast_init
 from pipekit.errors import ContextError
 
 __all__ = ["TaskContext", "context", "get_logger"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TaskContext:
     """The identity of the running task attempt.

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pipekit._fastinit import fast_init
 from pipekit.state import State
 
 __all__ = ["Attempt", "Run", "TaskRun"]
@@ -40,6 +41,7 @@ class Attempt:
     error: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TaskRun:
     """The outcome of one task within a run.

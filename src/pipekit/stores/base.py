@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from pipekit._fastinit import fast_init
 from pipekit.run import Attempt, Run
 from pipekit.state import State
 
@@ -81,6 +82,7 @@ class RunEnded:
     error: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AttemptStarted:
     """Attempt ``number`` of a task started; the task is ``running``."""
@@ -91,6 +93,7 @@ class AttemptStarted:
     started_at: datetime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AttemptEnded:
     """An attempt ended with ``state`` (``success`` or ``failed``).
@@ -122,6 +125,7 @@ class TaskStateSet:
     reason: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ResultSaved:
     """A succeeded task's value, pickled, kept for re-runs (replaces an earlier one).
