@@ -336,7 +336,11 @@ def graph(dagref: str, fmt: str) -> None:
 @click.argument("path", type=click.Path())
 @_guard
 def list_dags(path: str) -> None:
-    """List the DAGs found in a file or folder."""
+    """List the DAGs found in a file or folder.
+
+    In a folder, a file that cannot be loaded is named on stderr with its error and the
+    other files' DAGs are still listed; the exit code is then 1.
+    """
     from rich.table import Table
 
     from pipekit._render import print_table
@@ -346,20 +350,34 @@ def list_dags(path: str) -> None:
     for column in ("dag", "file", "schedule", "tasks", "params"):
         table.add_column(column, no_wrap=column in ("dag", "file"))
     count = 0
-    for file in find_files(path):
-        for d in dags_in(load_file(file)):
+    files = find_files(path)
+    broken: list[str] = []
+    for file in files:
+        try:
+            found = dags_in(load_file(file))
+        except PipekitError as exc:
+            if len(files) == 1 and Path(path).is_file():
+                raise
+            broken.append(f"error: {exc}")
+            continue
+        for d in found:
             schedule = d.schedule.text if d.schedule is not None else "-"
             params = ", ".join(
                 n if p.required else f"{n}={p.default!r}" for n, p in d.params.items()
             )
             table.add_row(d.name, str(file), schedule, str(len(d.tasks)), params)
             count += 1
-    if not count:
+    if not count and not broken:
         _fail(
             f"no DAG found in {path!r}; DAG files are Python files defining functions "
             "decorated with @dag, or YAML files with a tasks: key"
         )
-    print_table(_console(), table)
+    if count:
+        print_table(_console(), table)
+    for line in broken:
+        click.echo(line, err=True)
+    if broken:
+        sys.exit(1)
 
 
 def _shown(arg: str, file: Path) -> str:

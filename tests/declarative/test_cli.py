@@ -198,3 +198,36 @@ def test_serve_once_schedules_python_and_yaml_files_of_a_folder(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = sorted(line.split()[1] + " " + line.split()[-1] for line in proc.stdout.splitlines())
     assert lines == ["served_python success", "served_yaml success"]
+
+
+def test_list_names_each_broken_file_and_still_lists_the_others(
+    env: dict[str, str], write: Write, tmp_path: Path
+) -> None:
+    """A folder with one good DAG file and two broken ones: the good one is listed, exit 1."""
+    write(
+        """
+        tasks:
+          hello: {sh: "echo hi"}
+        """,
+        "dags/fine.yml",
+    )
+    write(
+        """
+        tasks:
+          a: {sh: "true", retires: 1}
+        """,
+        "dags/typo.yml",
+    )
+    write('raise RuntimeError("boom at import")\n', "dags/broken.py")
+    listed = pipekit("list", tmp_path / "dags", env=env)
+    assert listed.returncode == 1
+    rows = [line for line in listed.stdout.splitlines() if "│" in line]
+    assert [r.split("│")[0].strip() for r in rows] == ["fine"]
+    errors = listed.stderr.splitlines()
+    assert len(errors) == 2
+    assert any("typo.yml:2" in e and "did you mean 'retries'" in e for e in errors)
+    assert any("broken.py" in e and "boom at import" in e for e in errors)
+
+    alone = pipekit("list", tmp_path / "dags" / "typo.yml", env=env)  # one file: as before
+    assert alone.returncode == 2
+    assert alone.stderr.startswith("error: ") and "typo.yml:2" in alone.stderr
