@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipekit.errors import PipekitError
 from pipekit.executors.base import Executor, Job, Outcome
-from pipekit.executors.processes import ProcessesExecutor
 from pipekit.executors.sequential import SequentialExecutor
 from pipekit.executors.threads import ThreadsExecutor
 
 if TYPE_CHECKING:
     from pipekit.executors.dask import DaskExecutor
+    from pipekit.executors.processes import ProcessesExecutor
 
 __all__ = [
     "DaskExecutor",
@@ -32,20 +32,26 @@ __all__ = [
     "make_executor",
 ]
 
-_BY_NAME: dict[str, type[SequentialExecutor | ThreadsExecutor | ProcessesExecutor]] = {
+_BY_NAME: dict[str, type[SequentialExecutor | ThreadsExecutor]] = {
     "sequential": SequentialExecutor,
     "threads": ThreadsExecutor,
-    "processes": ProcessesExecutor,
 }
-_NAMES = (*_BY_NAME, "dask")
+_NAMES = (*_BY_NAME, "processes", "dask")
 
 
 def __getattr__(name: str) -> Any:
-    """Import :class:`DaskExecutor` when it is first asked for."""
+    """Import :class:`ProcessesExecutor` and :class:`DaskExecutor` when first asked for.
+
+    (A worker process imports this package: it need not import subprocess for that.)
+    """
     if name == "DaskExecutor":
         from pipekit.executors.dask import DaskExecutor
 
         return DaskExecutor
+    if name == "ProcessesExecutor":
+        from pipekit.executors.processes import ProcessesExecutor
+
+        return ProcessesExecutor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -63,6 +69,10 @@ def make_executor(executor: str | Executor, max_workers: int | None) -> Executor
             from pipekit.executors.dask import DaskExecutor
 
             return DaskExecutor.shared(max_workers)
+        if executor == "processes":
+            from pipekit.executors.processes import ProcessesExecutor
+
+            return ProcessesExecutor(max_workers)
         cls = _BY_NAME.get(executor)
         if cls is None:
             raise PipekitError(
