@@ -131,9 +131,9 @@ class Backfill:
         self.reprocess = reprocess
         self.clock = clock or SystemClock()
         self.log = structlog.get_logger("pipekit").bind(dag=dag.name)
-        # Shared by every date: one group-commit writer (a date's history is committed
-        # with the next ones, not each on its own), and per backfill thread one executor
-        # by name, reused date after date (its threads or worker processes stay up).
+        # Shared by every date of a run(): one group-commit writer (a date's history is
+        # committed with the next ones', not on its own), and per backfill thread one
+        # executor by name, reused date after date (its threads or worker processes stay).
         self.writer = GroupCommit(store)
         self._local = threading.local()
         self._engines: list[Executor] = []
@@ -153,6 +153,17 @@ class Backfill:
                 self._engines.append(engine)
         return engine, True
 
+    def _drop_engine(self) -> None:
+        """Forget this thread's executor (a date that raised may have shut it down)."""
+        engine: Executor | None = getattr(self._local, "engine", None)
+        if engine is None:
+            return
+        self._local.engine = None
+        with self._engines_lock:
+            if engine in self._engines:
+                self._engines.remove(engine)
+        engine.shutdown(cancel=True)
+
     def _release(self) -> None:
         """Shut down the executors kept across dates, and commit the last history."""
         with self._engines_lock:
@@ -160,7 +171,19 @@ class Backfill:
         self._local = threading.local()
         for engine in engines:
             engine.shutdown()
-        self.writer.flush()
+        self.writer.close()
+
+    def _unrecorded(self, outcomes: dict[Any, DateOutcome]) -> None:
+        """Mark failed each date whose history could not all be committed."""
+        errors = self.writer.errors()
+        if not errors:
+            return
+        for d, o in list(outcomes.items()):
+            if o.run is not None and o.run.id in errors and o.action in ("run", "rerun"):
+                error = errors[o.run.id]
+                text = f"history not recorded: {type(error).__name__}: {error}"
+                self.log.error("backfill_date_failed", logical_date=str(d), error=text)
+                outcomes[d] = DateOutcome(o.action, o.run, text, o.reason)
 
     def one(self, d: Any, planned: DateOutcome) -> DateOutcome:
         """Run one date; never raises for a task failure."""
@@ -187,6 +210,7 @@ class Backfill:
                 force = self.dag.order if self.reprocess == "all" else ()
                 run = execute(self.dag, self.per_date[d], force=force, **common)
         except PipekitError as exc:
+            self._drop_engine()
             self.log.error("backfill_date_failed", logical_date=str(d), error=str(exc))
             return DateOutcome(planned.action, None, f"{type(exc).__name__}: {exc}", planned.reason)
         for t in run.tasks.values():
@@ -217,6 +241,7 @@ class Backfill:
         todo = [d for d in dates if plan[d].action in ("run", "rerun")]
         progress = _Progress(progress_bar(len(todo), self.dag.name, show), max_failures)
         pending = list(todo)
+        self.writer = GroupCommit(self.store)
         try:
             if max_active_runs == 1:
                 stopped = self._one_at_a_time(pending, plan, outcomes, progress, delay)
@@ -225,6 +250,7 @@ class Backfill:
         finally:
             progress.bar.close()
             self._release()
+        self._unrecorded(outcomes)
         for d in todo:  # never launched (an interrupt may land between pop and submit)
             if d not in outcomes:
                 outcomes[d] = DateOutcome("not_run", plan[d].run, None, "stopped before it started")
@@ -257,6 +283,7 @@ class Backfill:
                 try:
                     outcome = self.one(d, plan[d])
                 except KeyboardInterrupt:  # the second Ctrl-C: the date's run recorded it
+                    self._drop_engine()
                     outcome = DateOutcome(plan[d].action, None, "KeyboardInterrupt", "interrupted")
                     interrupt.requested = True
                 pending.pop(0)

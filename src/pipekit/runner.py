@@ -102,7 +102,12 @@ def _begin(
 
 
 def _abandon(
-    loop: Loop, engine: Executor, writer: GroupCommit, exc: BaseException, tag: dict[str, Any]
+    loop: Loop,
+    engine: Executor,
+    writer: GroupCommit,
+    shared: bool,
+    exc: BaseException,
+    tag: dict[str, Any],
 ) -> None:
     """The loop stopped on ``exc``: kill what runs, record the run failed, call callbacks."""
     engine.shutdown(cancel=True)
@@ -110,9 +115,12 @@ def _abandon(
     try:
         error = loop.interrupt(exc)
         writer.record([RunEnded(loop.run_id, _FAILED, loop.clock.now(), error)])
-        writer.flush()
+        writer.flush(loop.run_id)
     except Exception as store_exc:  # the store itself may be what failed
         loop.log.error("run_not_recorded", error=str(store_exc))
+    finally:
+        if not shared:
+            writer.close()
     loop.log.error("run_finished", state=str(_FAILED), error=error, **tag)
     loop.finish(_FAILED, error)
 
@@ -146,8 +154,9 @@ def execute(
         force: tasks that run even when their ``output=`` exists.
         resume: a recorded run to execute again, keeping its id (see ``pipekit.rerun``).
         writer: a group-commit writer shared with other runs (a backfill's): the run's
-            history goes through it, and is not flushed before this returns (the owner
-            flushes; each change is still committed within 50 ms).
+            history goes through it, and is not flushed before this returns unless the
+            DAG has run callbacks (the owner flushes; each change is still committed
+            within 50 ms, and a store error is the owner's to read from the writer).
         keep_executor: leave the executor running for the caller's next run (it must
             accept ``start`` again); it is still shut down, cancelling, on an interrupt.
     """
@@ -195,7 +204,7 @@ def execute(
     try:
         loop.loop()
     except BaseException as exc:  # Ctrl-C or a store failure: record what we know, re-raise
-        _abandon(loop, engine, writer, exc, tag)
+        _abandon(loop, engine, writer, shared_writer, exc, tag)
         raise
     if not keep_executor:
         engine.shutdown()
@@ -203,8 +212,15 @@ def execute(
     state = _FAILED if failed else _SUCCESS
     ended_at = clock.now()
     writer.record([RunEnded(run_id, state, ended_at)])
+    # The whole run is committed before run() returns, and before run callbacks fire
+    # (they may read the history), also when the writer is shared.
     if not shared_writer:
-        writer.flush()  # the whole run is committed before run() returns
+        try:
+            writer.flush(run_id)
+        finally:
+            writer.close()
+    elif dag.on_success or dag.on_failure:
+        writer.flush(run_id)
     (log.error if failed else log.info)("run_finished", state=str(state), **tag)
     loop.finish(state, None)
     run = loop.build(state, started_at, ended_at, None)

@@ -161,7 +161,11 @@ class Store(Protocol):
     """
 
     def record(self, changes: Sequence[Change]) -> None:
-        """Apply ``changes`` in order, all or none."""
+        """Apply ``changes`` in order, all or none.
+
+        The run loop calls it from more than one thread (its own, and its writer's
+        flusher thread), one call at a time: a store must not be tied to one thread.
+        """
         ...
 
     def get_run(self, run_id: str) -> Run:
