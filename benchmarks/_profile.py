@@ -3,7 +3,8 @@
 ``--profile backfill`` profiles a sequential backfill of the 10-task DAG instead
 (per-run costs, where the chain shows per-task ones).
 
-The run loop writes history through a writer thread (group commit), which a plain
+A busy run loop commits its history batches in its own thread, but a blocked one
+leaves them to its writer's flusher thread (group commit), which a plain
 ``cProfile.Profile().enable()`` would not see: a profiler is per thread. So one
 profiler is enabled in the calling thread and ``threading.setprofile`` starts another
 in every thread the run starts. Each thread's top functions by ``tottime`` are
