@@ -13,6 +13,9 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pipekit.dag import ParamRef, _scan
+from pipekit.task import TaskRef
+
 if TYPE_CHECKING:
     from pipekit.dag import DAG, Node
 
@@ -20,9 +23,6 @@ __all__ = ["bind_planned", "plans_for"]
 
 
 def _resolve(value: Any, results: dict[str, Any], params: dict[str, Any]) -> Any:  # noqa: PLR0911
-    from pipekit.dag import ParamRef
-    from pipekit.task import TaskRef
-
     if isinstance(value, TaskRef):
         return results[value.task_id]
     if isinstance(value, ParamRef):
@@ -44,9 +44,8 @@ _plans: weakref.WeakKeyDictionary[DAG, dict[str, tuple[Any, Any]]] = weakref.Wea
 
 def _plan(values: Any) -> list[tuple[Any, int, Any]]:
     """Where the references among a node's arguments are: (position or name, kind, key)."""
-    from pipekit.dag import ParamRef, _scan
-    from pipekit.task import TaskRef
-
+    if not values:
+        return []
     items = values.items() if isinstance(values, Mapping) else enumerate(values)
     plan: list[tuple[Any, int, Any]] = []
     for where, value in items:
