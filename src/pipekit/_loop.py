@@ -105,6 +105,7 @@ class Loop:
         self.inline_alone = bool(getattr(executor, "inline_alone", False))
         # An executor that runs each job inline lets the loop call it directly (no Job).
         self.runs_inline = bool(getattr(executor, "runs_inline", False))
+        self.capacity = executor.capacity
         self.retries = retries
         self.force = force
         self.encoded = encoded
@@ -179,10 +180,15 @@ class Loop:
         timeout = task.timeout
         if timeout is None and (
             self.runs_inline
-            or (self.inline_alone and not self.running and not self.ready and not self.timers)
+            or (
+                self.inline_alone
+                and not self.running
+                and (self.capacity == 1 or (not self.ready and not self.timers))
+            )
         ):
             # Run it here: the sequential executor would do just this, and a threads
-            # executor with nothing else to run would cost two thread hand-offs.
+            # executor that could run nothing else meanwhile (nothing else is ready, or
+            # it has one worker) would only add two thread hand-offs.
             running = self.running
             running[-1] = (tid, None)  # so that Ctrl-C inside it closes the attempt
             token = _current.set(ctx)

@@ -120,3 +120,34 @@ def test_system_exit_in_a_task_fails_it(store: MemoryStore) -> None:
     assert quit_run.state == "failed"
     assert quit_run.error is not None
     assert "SystemExit" in quit_run.error
+
+
+RAN_IN: list[str] = []
+
+
+@task
+def where(n: int) -> int:
+    RAN_IN.append(threading.current_thread().name)
+    return n
+
+
+@task(timeout=5)
+def where_timed(n: int) -> int:
+    RAN_IN.append(threading.current_thread().name)
+    return n
+
+
+@dag
+def three_at_once() -> None:
+    where(1)
+    where(2)
+    where_timed(3)
+
+
+def test_one_worker_runs_untimed_tasks_in_the_loop_thread(store: MemoryStore) -> None:
+    """max_workers=1 can run nothing in parallel: no hand-off, except for a timeout."""
+    RAN_IN.clear()
+    run = three_at_once.run(executor="threads", max_workers=1, store=store)
+    assert [run.tasks[t].result for t in ("where", "where__1", "where_timed")] == [1, 2, 3]
+    me = threading.current_thread().name
+    assert sorted(RAN_IN) == sorted([me, me, "pipekit-worker"])
