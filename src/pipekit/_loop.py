@@ -201,9 +201,7 @@ class Loop:
             finally:
                 _current.reset(token)
             del running[-1]
-            now = self.now()
-            self.ended[tid] = now
-            self.succeed(tid, number, value, now)
+            self.conclude(tid, number, True, value, None, None)
             return
         key = next(_KEYS)
         deadline = self.clock.monotonic() + timeout if timeout is not None else None
