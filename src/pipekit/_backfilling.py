@@ -105,6 +105,9 @@ class _GentleInterrupt:
 class Backfill:
     """Runs the dates of one backfill (and later its re-run of failures)."""
 
+    writer: GroupCommit
+    """The group-commit writer that every date of one :meth:`run` shares."""
+
     def __init__(
         self,
         dag: DAG,
@@ -132,9 +135,9 @@ class Backfill:
         self.clock = clock or SystemClock()
         self.log = structlog.get_logger("pipekit").bind(dag=dag.name)
         # Shared by every date of a run(): one group-commit writer (a date's history is
-        # committed with the next ones', not on its own), and per backfill thread one
-        # executor by name, reused date after date (its threads or worker processes stay).
-        self.writer = GroupCommit(store)
+        # committed with the next ones', not on its own; made by run()), and per backfill
+        # thread one executor by name, reused date after date (its threads or worker
+        # processes stay up).
         self._local = threading.local()
         self._engines: list[Executor] = []
         self._engines_lock = threading.Lock()
@@ -241,7 +244,7 @@ class Backfill:
         todo = [d for d in dates if plan[d].action in ("run", "rerun")]
         progress = _Progress(progress_bar(len(todo), self.dag.name, show), max_failures)
         pending = list(todo)
-        self.writer = GroupCommit(self.store)
+        self.writer = GroupCommit(self.store)  # fresh: a run's errors are its own
         try:
             if max_active_runs == 1:
                 stopped = self._one_at_a_time(pending, plan, outcomes, progress, delay)
