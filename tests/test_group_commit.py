@@ -205,3 +205,46 @@ def test_run_callbacks_of_a_backfill_date_see_the_run_committed(tmp_path: Path) 
     assert report.ok
     assert seen == ["success", "success", "success"]
     store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_neither_hangs_nor_writes_its_parents_queued_changes(
+    tmp_path: Path,
+) -> None:
+    """A task that forks (multiprocessing's 'fork') and runs a DAG in the child."""
+    warm = GroupCommit(MemoryStore())
+    warm.record(_started("warm"))  # a flusher thread is up in the parent at fork time
+    parent_store = SQLiteStore(tmp_path / "parent.db")
+    parent = GroupCommit(parent_store)
+    parent.record(_started("parent"))  # queued, not committed, when the process forks
+    pid = os.fork()
+    if pid == 0:  # the child: its own writer, its own store, then out
+        code = 1
+        try:
+            child_store = SQLiteStore(tmp_path / "child.db")
+            child = GroupCommit(child_store)
+            child.record(_started("child"))
+            child.flush("child")
+            child.close()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = threading.Event()
+    for _ in range(int(WAIT / 0.01)):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        deadline.wait(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.waitstatus_to_exitcode(status) == 0
+    parent.flush("parent")
+    parent.close()
+    warm.close()
+    assert [a.task_id for a in parent_store.attempts("parent")] == ["t"]  # written once
+    child_store = SQLiteStore(tmp_path / "child.db")
+    assert [r.id for r in child_store.list_runs()] == ["child"]
+    child_store.close()
+    parent_store.close()
