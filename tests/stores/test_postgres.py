@@ -59,8 +59,8 @@ def test_a_new_schema_records_each_version_applied(postgres_dsn: str, schema: st
             )
         }
 
-    assert versions == list(range(1, SCHEMA_VERSION + 1)) == [1, 2]
-    assert tables == {"schema_version", "runs", "task_runs", "attempts", "results", "claims"}
+    assert versions == list(range(1, SCHEMA_VERSION + 1)) == [1, 2, 3]
+    assert tables == {"schema_version", "runs", "task_runs", "attempts", "claims"}
 
 
 def test_a_version_1_schema_is_upgraded_in_place_keeping_its_runs(
@@ -95,7 +95,42 @@ def test_a_version_1_schema_is_upgraded_in_place_keeping_its_runs(
         assert [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")] == [
             1,
             2,
+            3,
         ]
+
+
+def test_a_version_2_schema_keeps_its_saved_values_in_the_task_rows(
+    postgres_dsn: str, schema: str
+) -> None:
+    """Upgrading to version 3 moves each saved value into its task's row; rows without stay None."""
+    with raw(postgres_dsn, schema) as conn, conn.transaction():
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(
+            "CREATE TABLE schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for migration in MIGRATIONS[:2]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (1), (2)")
+        conn.execute(
+            "INSERT INTO runs (id, dag, state, params, started_at)"
+            " VALUES ('old', 'etl', 'success', '{}', %s)",
+            [T0],
+        )
+        conn.execute(
+            "INSERT INTO task_runs (run_id, task_id, position, state)"
+            " VALUES ('old', 'a', 0, 'success'), ('old', 'b', 1, 'success')"
+        )
+        conn.execute("INSERT INTO results VALUES ('old', 'a', %s)", [b"saved-a"])
+
+    store = PostgresStore(postgres_dsn, schema=schema)
+    try:
+        assert store.load_result("old", "a") == b"saved-a"
+        assert store.load_result("old", "b") is None
+        assert list(store.get_run("old").tasks) == ["a", "b"]
+    finally:
+        store.close()
 
 
 def test_a_schema_from_a_newer_pipekit_is_refused(postgres_dsn: str, schema: str) -> None:

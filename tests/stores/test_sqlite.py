@@ -103,7 +103,7 @@ def test_the_schema_version_is_stored(tmp_path: Path) -> None:
     with raw(path) as conn:
         rows = conn.execute("SELECT key, value FROM meta").fetchall()
 
-    assert rows == [("schema_version", str(SCHEMA_VERSION))] == [("schema_version", "2")]
+    assert rows == [("schema_version", str(SCHEMA_VERSION))] == [("schema_version", "3")]
 
 
 def test_a_version_1_file_is_upgraded_in_place_keeping_its_history(tmp_path: Path) -> None:
@@ -131,6 +131,37 @@ def test_a_version_1_file_is_upgraded_in_place_keeping_its_history(tmp_path: Pat
         assert conn.execute("SELECT dag, key, owner FROM claims").fetchall() == [
             ("etl", "2024-05-01", "me")
         ]
+
+
+def test_a_version_2_file_keeps_its_saved_values_in_the_task_rows(tmp_path: Path) -> None:
+    """Upgrading to version 3 moves each saved value into its task's row; rows without stay None."""
+    path = tmp_path / "history.db"
+    with raw(path) as conn, conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        for migration in MIGRATIONS[:2]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        conn.execute(
+            "INSERT INTO runs (id, dag, state, params, started_at)"
+            " VALUES ('old', 'etl', 'success', '{}', '2024-05-01T12:00:00.000000+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO task_runs (run_id, task_id, position, state)"
+            " VALUES ('old', 'a', 0, 'success'), ('old', 'b', 1, 'success')"
+        )
+        conn.execute("INSERT INTO results VALUES ('old', 'a', ?)", (b"saved-a",))
+
+    store = SQLiteStore(path)
+    try:
+        assert store.load_result("old", "a") == b"saved-a"
+        assert store.load_result("old", "b") is None
+        assert list(store.get_run("old").tasks) == ["a", "b"]
+    finally:
+        store.close()
+    with raw(path) as conn:
+        tables = {t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "results" not in tables
 
 
 def test_stores_on_one_file_racing_for_claims_give_each_interval_one_winner(

@@ -14,6 +14,11 @@ complete attempts (in order), then all starts therefore keeps each task's own or
 rows of different tasks are independent. :func:`plan` checks that shape and returns
 None for anything else (or for a bad timestamp or state): the store then applies the
 batch change by change, which reports the precise error.
+
+A saved value is written by its task's end row (``result = COALESCE(?, result)``) when
+the task ends in the group; the others are one ``UPDATE`` each, after every end. As a
+group is one transaction, only each row's final value matters, and it is the last
+value saved for the task, as applying the changes one by one would leave it.
 """
 
 from __future__ import annotations
@@ -43,9 +48,8 @@ class Plan:
     finished_attempts: list[tuple[Any, ...]] = field(default_factory=list)
     start_tasks: list[tuple[Any, ...]] = field(default_factory=list)
     started_attempts: list[tuple[Any, ...]] = field(default_factory=list)
-    results: list[tuple[str, str, bytes]] = field(default_factory=list)
-    unchecked: set[tuple[str, str]] = field(default_factory=set)
-    """Tasks that only have a result here: the store checks that they exist."""
+    results: list[tuple[bytes, str, str]] = field(default_factory=list)
+    """Saved values of tasks that do not end here (the others ride on their end's row)."""
 
 
 def plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> Plan | None:
@@ -63,7 +67,7 @@ def _plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> P
     out = Plan()
     open_: dict[tuple[str, str], tuple[int, Any]] = {}  # task -> (number, start stamp)
     ended: set[tuple[str, str]] = set()  # tasks with an attempt ended in this group
-    results: list[ResultSaved] = []
+    saved: dict[tuple[str, str], bytes] = {}  # task -> its last saved value here
     texts = _TEXTS
     finish_tasks, finished_attempts = out.finish_tasks, out.finished_attempts
     for c in changes:
@@ -82,13 +86,16 @@ def _plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> P
             task_state = texts[e.task_state]
             ended_at = stamp(e.ended_at, run_id)
             task_error = e.error if state == "failed" else None
+            # The group is one transaction: only the row's final value matters, so a
+            # value saved before this end (the loop's order) is written with it.
+            data = saved.pop(key, None)
             start = open_.pop(key, None)
             if start is not None:
                 if start[0] != number:
                     return None
                 started = start[1]
                 finish_tasks.append(
-                    (task_state, number, started, ended_at, task_error, run_id, task_id)
+                    (task_state, number, started, ended_at, task_error, data, run_id, task_id)
                 )
                 finished_attempts.append(
                     (run_id, task_id, number, state, started, ended_at, e.error)
@@ -97,28 +104,15 @@ def _plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> P
                 if key in ended:
                     return None  # an end that is not the first change of its task here
                 out.end_attempts.append((state, ended_at, e.error, run_id, task_id, number))
-                out.end_tasks.append((task_state, ended_at, task_error, run_id, task_id))
+                out.end_tasks.append((task_state, ended_at, task_error, data, run_id, task_id))
             ended.add(key)
         else:
-            results.append(c)  # type: ignore[arg-type]
+            r: ResultSaved = c  # type: ignore[assignment]
+            if not isinstance(r.data, bytes):
+                return None  # applied one by one, which names the bad value
+            saved[(r.run_id, r.task_id)] = r.data
     for (run_id, task_id), (number, started) in open_.items():
         out.start_tasks.append((number, started, run_id, task_id))
         out.started_attempts.append((run_id, task_id, number, started))
-    return out if _add_results(out, results, ended, open_) else None
-
-
-def _add_results(
-    out: Plan,
-    results: list[ResultSaved],
-    ended: set[tuple[str, str]],
-    open_: dict[tuple[str, str], tuple[int, Any]],
-) -> bool:
-    """Add the saved results' rows; False if one is not bytes (applied one by one then)."""
-    for r in results:
-        if not isinstance(r.data, bytes):
-            return False
-        key = (r.run_id, r.task_id)
-        if key not in ended and key not in open_:
-            out.unchecked.add(key)  # no attempt here shows the task exists: check it
-        out.results.append((r.run_id, r.task_id, r.data))
-    return True
+    out.results = [(data, run_id, task_id) for (run_id, task_id), data in saved.items()]
+    return out

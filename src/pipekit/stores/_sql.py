@@ -201,11 +201,10 @@ class SQLStore(ABC):
                 if cur.rowcount != len(p.start_tasks):
                     raise _OneByOne
                 cur.executemany(sql.insert_attempt, p.started_attempts)
-            for run_id, task_id in p.unchecked:
-                if cur.execute(sql.task_exists, (run_id, task_id)).fetchone() is None:
-                    raise _OneByOne
             if p.results:
                 cur.executemany(sql.save_result, p.results)
+                if cur.rowcount != len(p.results):
+                    raise _OneByOne  # a task that does not exist: named one by one
         except self._duplicate as exc:
             raise _OneByOne from exc
 
@@ -233,7 +232,8 @@ class SQLStore(ABC):
         ended = self._stamp(e.ended_at, run_id)
         task_error = e.error if state == "failed" else None
         cur.execute(
-            self.sql.finish_task, (task_state, number, started, ended, task_error, run_id, task_id)
+            self.sql.finish_task,
+            (task_state, number, started, ended, task_error, None, run_id, task_id),
         )
         if cur.rowcount != 1:
             self._find_task(cur, run_id, task_id)
@@ -295,7 +295,7 @@ class SQLStore(ABC):
                 "record AttemptStarted before AttemptEnded"
             )
         task_error = error if state == "failed" else None
-        cur.execute(self.sql.end_task, (task_state, ended, task_error, run_id, task_id))
+        cur.execute(self.sql.end_task, (task_state, ended, task_error, None, run_id, task_id))
 
     def _task_state_set(self, cur: Cursor, c: TaskStateSet) -> None:
         run_id = c.run_id
@@ -345,8 +345,9 @@ class SQLStore(ABC):
     def _result_saved(self, cur: Cursor, c: ResultSaved) -> None:
         if not isinstance(c.data, bytes):
             raise StoreError(f"cannot record the result of {c.task_id!r}: data must be bytes")
-        self._find_task(cur, c.run_id, c.task_id)
-        cur.execute(self.sql.save_result, (c.run_id, c.task_id, c.data))
+        cur.execute(self.sql.save_result, (c.data, c.run_id, c.task_id))
+        if cur.rowcount != 1:
+            self._find_task(cur, c.run_id, c.task_id)
 
     def _find_task(self, cur: Cursor, run_id: str, task_id: str) -> None:
         """Raise StoreError if the run or its task is not recorded (the slow path)."""
@@ -461,7 +462,7 @@ class SQLStore(ABC):
         """Return the pickled value saved for the task, or None."""
         with self._reading() as cur:
             row = cur.execute(self.sql.load_result, (run_id, task_id)).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None or row[0] is None else bytes(row[0])
 
     # -- rows and errors -----------------------------------------------------------
 

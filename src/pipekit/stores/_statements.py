@@ -84,7 +84,6 @@ def statements(
         " JOIN task_runs AS t ON t.run_id = a.run_id AND t.task_id = a.task_id"
         " WHERE a.run_id = ?{task} ORDER BY a.started_at, t.position, a.number"
     )
-    upsert = " ON CONFLICT (run_id, task_id) DO UPDATE SET data = excluded.data"
     return Statements(
         insert_run=q(
             "INSERT INTO runs (id, dag, state, params, module, file, started_at)"
@@ -105,14 +104,15 @@ def statements(
             "UPDATE attempts SET state = ?, ended_at = ?, error = ?"
             " WHERE run_id = ? AND task_id = ? AND number = ?"
         ),
+        # A result saved with the task's end rides on the same row update (NULL: none).
         end_task=q(
-            "UPDATE task_runs SET state = ?, ended_at = ?, error = ?"
-            " WHERE run_id = ? AND task_id = ?"
+            "UPDATE task_runs SET state = ?, ended_at = ?, error = ?,"
+            " result = COALESCE(?, result) WHERE run_id = ? AND task_id = ?"
         ),
         finish_task=q(
             f"UPDATE task_runs SET state = ?, attempts = {greatest}(attempts, ?),"
-            " started_at = COALESCE(started_at, ?), ended_at = ?, error = ?"
-            " WHERE run_id = ? AND task_id = ?"
+            " started_at = COALESCE(started_at, ?), ended_at = ?, error = ?,"
+            " result = COALESCE(?, result) WHERE run_id = ? AND task_id = ?"
         ),
         insert_finished_attempt=q(
             "INSERT INTO attempts (run_id, task_id, number, state, started_at, ended_at, error)"
@@ -130,14 +130,15 @@ def statements(
             "UPDATE task_runs SET state = 'queued', error = NULL, ended_at = NULL"
             " WHERE run_id = ? AND task_id = ?"
         ),
-        save_result=q(f"INSERT INTO results (run_id, task_id, data) VALUES (?, ?, ?){upsert}"),
-        load_result=q("SELECT data FROM results WHERE run_id = ? AND task_id = ?"),
+        save_result=q("UPDATE task_runs SET result = ? WHERE run_id = ? AND task_id = ?"),
+        load_result=q("SELECT result FROM task_runs WHERE run_id = ? AND task_id = ?"),
         prune_results=q(
-            "DELETE FROM results WHERE run_id IN (SELECT id FROM runs WHERE started_at < ?)"
+            "UPDATE task_runs SET result = NULL WHERE result IS NOT NULL"
+            " AND run_id IN (SELECT id FROM runs WHERE started_at < ?)"
         ),
         count_pruned=q(
-            "SELECT count(DISTINCT r.run_id) FROM results AS r JOIN runs ON runs.id = r.run_id"
-            " WHERE runs.started_at < ?"
+            "SELECT count(DISTINCT t.run_id) FROM task_runs AS t JOIN runs ON runs.id = t.run_id"
+            " WHERE t.result IS NOT NULL AND runs.started_at < ?"
         ),
         last_position=q("SELECT COALESCE(MAX(position), -1) FROM task_runs WHERE run_id = ?"),
         select_run=q(f"SELECT {run_columns} FROM runs WHERE id = ?"),

@@ -89,6 +89,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (dag, key)
         ) WITHOUT ROWID""",
     ),
+    # Version 3: a saved value lives in its task's row, written by the same update as
+    # the task's success (one statement per task fewer than a table of its own).
+    (
+        "ALTER TABLE task_runs ADD COLUMN result BLOB",
+        """UPDATE task_runs SET result = (
+            SELECT data FROM results AS r
+            WHERE r.run_id = task_runs.run_id AND r.task_id = task_runs.task_id
+        )""",
+        "DROP TABLE results",
+    ),
 )
 """The statements that bring a file from version ``n`` to ``n + 1``, at index ``n``."""
 
