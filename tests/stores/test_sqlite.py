@@ -478,3 +478,40 @@ def test_a_process_killed_at_any_moment_leaves_whole_calls_only(tmp_path: Path) 
         store.close()
     with raw(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_opening_waits_for_another_process_creating_the_file(tmp_path: Path) -> None:
+    """While another connection holds a new file's lock, opening waits instead of failing.
+
+    (SQLite answers "database is locked" at once, without the busy timeout, to a switch
+    into WAL mode while another connection writes a new file's first transaction: two
+    processes starting on a new history file met it.)
+    """
+    path = tmp_path / "history.db"
+    creator = sqlite3.connect(path, isolation_level=None)
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE scratch (x)")
+    opened: list[SQLiteStore] = []
+    failed: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            opened.append(SQLiteStore(path, timeout=5))
+        except BaseException as exc:
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_store)
+    opener.start()
+    opener.join(0.03)
+    still_waiting = opener.is_alive()
+    creator.execute("ROLLBACK")
+    creator.close()
+    opener.join(5)
+
+    assert still_waiting
+    assert failed == []
+    assert len(opened) == 1
+    try:
+        assert opened[0].list_runs() == []
+    finally:
+        opened[0].close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -180,7 +181,7 @@ class SQLiteStore(SQLStore):
         Two processes opening a new (or old) file at once serialise on ``BEGIN
         IMMEDIATE``; the second finds the schema the first created or upgraded.
         """
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enter_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -200,6 +201,26 @@ class SQLiteStore(SQLStore):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode, waiting up to ``timeout`` for other openers.
+
+        SQLite answers "database is locked" at once, without waiting as ``timeout``
+        asks, while another process writes a new file's first transaction (two CLI
+        commands started together on a new history met it); so this tries again, a
+        little later each time, until ``timeout`` has passed.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.002
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Cursor]:
