@@ -294,6 +294,19 @@ def test_run_ids_are_unique_and_time_ordered(memory_store: MemoryStore) -> None:
     assert [r.id for r in memory_store.list_runs(dag="etl")] == ids[::-1]
 
 
+def test_a_run_id_is_its_start_second_then_48_random_bits() -> None:
+    """``YYYYmmddTHHMMSS-`` from the start time (zero-padded), then 12 hex digits."""
+    from datetime import UTC, datetime
+
+    from pipekit.runner import new_run_id
+
+    ids = {new_run_id(datetime(987, 1, 5, 3, 4, 5, 999_999, tzinfo=UTC)) for _ in range(100)}
+
+    assert all(i.startswith("09870105T030405-") and len(i) == 28 for i in ids)
+    assert all(int(i[16:], 16) < 2**48 for i in ids)
+    assert len(ids) == 100
+
+
 def test_ctrl_c_while_threads_run_stops_launching_and_records(memory_store: MemoryStore) -> None:
     """SIGINT delivered to the loop thread while a worker thread runs is recorded and re-raised."""
     import os

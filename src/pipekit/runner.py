@@ -65,7 +65,16 @@ if hasattr(os, "register_at_fork"):
 
 def new_run_id(now: datetime) -> str:
     """A unique, time-ordered, copy-pasteable run id: ``20240105T101530-3fa9c2e1b4d7``."""
-    return f"{now:%Y%m%dT%H%M%S}-{_ids.getrandbits(48):012x}"
+    # %-formatting of the fields: strftime costs 2 us more, once per run of a backfill.
+    return "%04d%02d%02dT%02d%02d%02d-%012x" % (  # noqa: UP031 (the fastest here)
+        now.year,
+        now.month,
+        now.day,
+        now.hour,
+        now.minute,
+        now.second,
+        _ids.getrandbits(48),
+    )
 
 
 def _begin(
