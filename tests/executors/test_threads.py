@@ -2,7 +2,10 @@
 
 A thread cannot be killed, so a timed-out attempt's thread is abandoned and a
 replacement started; these tests pin that the pool neither shrinks nor grows, and
-that an abandoned attempt's late outcome is never reported.
+that an abandoned attempt's late outcome is never reported. The pool wakes one
+worker at a time and starts threads only as work needs them: the tests below also
+pin that blocking jobs still each get a thread, and that the pool does not grow
+past what the work needs.
 """
 
 from __future__ import annotations
@@ -151,3 +154,106 @@ def test_one_worker_runs_untimed_tasks_in_the_loop_thread(store: MemoryStore) ->
     assert [run.tasks[t].result for t in ("where", "where__1", "where_timed")] == [1, 2, 3]
     me = threading.current_thread().name
     assert sorted(RAN_IN) == sorted([me, me, "pipekit-worker"])
+
+
+def _wait_idle(executor: ThreadsExecutor, n: int) -> None:
+    """Wait until ``n`` workers sleep, waiting for work (the pool's private idle list)."""
+    deadline = time.monotonic() + WAIT
+    while len(executor._idle) < n and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(executor._idle) == n
+
+
+def test_jobs_submitted_together_that_block_each_get_a_thread() -> None:
+    """Four jobs that wait for each other all finish: each is woken onto its own thread."""
+    executor = ThreadsExecutor(4)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    barrier = threading.Barrier(4, timeout=WAIT)
+    for key in range(4):
+        executor.submit(_job(key, barrier.wait))
+    results = [outcomes.get(timeout=WAIT) for _ in range(4)]
+    executor.shutdown()
+    assert sorted(o.key for o in results) == [0, 1, 2, 3]
+    assert all(o.ok for o in results), [o.error_text for o in results]
+
+
+def test_one_job_at_a_time_keeps_one_thread() -> None:
+    """Jobs submitted one after another, each after the last ended, run on a single thread."""
+    before = _workers()
+    executor = ThreadsExecutor(4)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    ran_on: list[threading.Thread] = []
+    for key in range(6):
+        executor.submit(_job(key, lambda: ran_on.append(threading.current_thread())))
+        assert outcomes.get(timeout=WAIT).ok
+        _wait_idle(executor, 1)
+    started = _workers() - before
+    executor.shutdown()
+    assert len(set(ran_on)) == 1
+    assert len(started) == 1
+
+
+def test_every_job_of_repeated_bursts_is_reported_once() -> None:
+    """Bursts of short jobs, one executor reused across runs: each job gets one outcome."""
+    executor = ThreadsExecutor(3)
+    for run in range(20):
+        outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        executor.start(outcomes.put)  # as a backfill does for each date
+        keys = range(run * 3, run * 3 + 3)
+        for key in keys:
+            executor.submit(_job(key, lambda key=key: key))
+        results = [outcomes.get(timeout=WAIT) for _ in keys]
+        assert sorted(o.value for o in results) == list(keys)
+        assert outcomes.empty()
+    executor.shutdown()
+
+
+def test_a_job_queued_behind_an_abandoned_one_runs_on_its_replacement() -> None:
+    """Cancelling the only worker's job starts a thread for the job waiting behind it."""
+    executor = ThreadsExecutor(1)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    started, gate = threading.Event(), threading.Event()
+
+    def blocked() -> str:
+        started.set()
+        gate.wait(WAIT)
+        return "late"
+
+    executor.submit(_job(0, blocked))
+    assert started.wait(WAIT)
+    executor.submit(_job(1, lambda: "queued"))
+    executor.cancel(0)
+    assert outcomes.get(timeout=WAIT).value == "queued"
+    gate.set()
+    executor.shutdown()
+
+
+def test_shutdown_ends_idle_and_busy_workers() -> None:
+    """After shutdown an idle worker exits at once, a busy one once it has reported its job."""
+    before = _workers()
+    executor = ThreadsExecutor(2)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    started, gate = threading.Event(), threading.Event()
+
+    def blocked() -> str:
+        started.set()
+        gate.wait(WAIT)
+        return "finished"
+
+    executor.submit(_job(0, blocked))
+    assert started.wait(WAIT)
+    executor.submit(_job(1, lambda: "quick"))
+    assert outcomes.get(timeout=WAIT).value == "quick"
+    _wait_idle(executor, 1)
+    mine = _workers() - before
+    assert len(mine) == 2
+    executor.shutdown()
+    gate.set()
+    assert outcomes.get(timeout=WAIT).value == "finished"
+    for thread in mine:
+        thread.join(WAIT)
+    assert [t for t in mine if t.is_alive()] == []

@@ -4,24 +4,42 @@ The default executor: right for I/O-bound tasks (databases, HTTP, files) and for
 CPU-bound work in libraries that release the GIL. Worker threads are daemons and a
 timed-out attempt's thread is abandoned and replaced, so a stuck function never
 holds up the run or the interpreter's exit.
+
+Waking a thread is the expensive part of a hand-off: the woken thread must then wait
+for the GIL, and each such wait costs a pair of context switches (a cross-core one
+when the loop and the worker sit on different cores). So the pool wakes as few threads
+as keep every queued job moving: at most one worker at a time is *searching* (woken or
+started, not yet at the queue). A worker that takes a job while more are queued sends
+one more worker to the queue before it runs its job, in case the job blocks; a worker
+that finishes takes the next queued job itself. A burst of short jobs therefore runs
+on one or two threads instead of waking one thread per job, and blocking jobs still
+each get a thread of their own, one wake-up after another. Threads start only when a
+job is queued with none idle or searching, so the pool grows to what the work needs,
+never beyond ``max_workers``.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
+from collections import deque
 
 from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
 
 __all__ = ["ThreadsExecutor"]
 
-_STOP = None
-
 
 def default_threads() -> int:
     """The default pool size, as concurrent.futures picks it: min(32, cpus + 4)."""
     return min(32, (os.cpu_count() or 1) + 4)
+
+
+def _attempt(job: Job) -> Outcome:
+    """Run ``job``; whatever escapes :func:`invoke` (KeyboardInterrupt) still gives an outcome."""
+    try:
+        return invoke(job)
+    except BaseException as exc:  # never let a job end without an outcome
+        return Outcome(job.key, False, None, exc, format_error(exc))
 
 
 class ThreadsExecutor:
@@ -38,12 +56,16 @@ class ThreadsExecutor:
     def __init__(self, max_workers: int | None = None) -> None:
         check_max_workers(max_workers)
         self.capacity = max_workers or default_threads()
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._cancelled: set[int] = set()
-        self._running: set[int] = set()
-        self._threads = 0
-        self._submitted = 0
+        self._lock = threading.Lock()  # guards every field below
+        self._jobs: deque[Job] = deque()
+        # One lock per sleeping worker, held while it sleeps; releasing it wakes that
+        # worker. Last in, first out: the thread that ran most recently is woken first.
+        self._idle: list[threading.Lock] = []
+        self._searching = 0  # workers woken or started that have not looked at _jobs yet
+        self._threads = 0  # live workers, less those abandoned or told to exit
+        self._retiring = 0  # workers to exit when they next find no job (shutdown)
+        self._running: set[int] = set()  # keys of jobs that a worker has taken
+        self._cancelled: set[int] = set()  # keys whose worker was abandoned
         self._report: Report | None = None
 
     def start(self, report: Report) -> None:
@@ -54,51 +76,90 @@ class ThreadsExecutor:
         """
         self._report = report
 
-    def _spawn(self) -> None:
-        self._threads += 1
-        threading.Thread(target=self._work, name="pipekit-worker", daemon=True).start()
+    def _wake(self) -> None:
+        """Send one more worker to the queue (the caller holds ``_lock``).
+
+        The worker that went idle last, else a new thread if the pool is not full.
+        """
+        if self._idle:
+            self._searching += 1
+            self._idle.pop().release()
+        elif self._threads < self.capacity:
+            threading.Thread(target=self._work, name="pipekit-worker", daemon=True).start()
+            self._searching += 1  # before the new thread can take _lock and count down
+            self._threads += 1
+
+    def _take(self) -> Job | None:
+        """The next queued job, or None (the caller holds ``_lock``)."""
+        jobs = self._jobs
+        if not jobs:
+            return None
+        job = jobs.popleft()
+        self._running.add(job.key)
+        if jobs and not self._searching:
+            self._wake()  # more are queued and this job may block: another worker
+        return job
+
+    def _next(self, asleep: threading.Lock, searching: bool) -> Job | None:
+        """A worker's next job, sleeping on ``asleep`` while there is none; None: exit.
+
+        ``searching``: the worker was counted as on its way to the queue (just started).
+        """
+        while True:
+            with self._lock:
+                if searching:
+                    self._searching -= 1
+                job = self._take()
+                if job is not None:
+                    return job
+                if self._retiring:
+                    self._retiring -= 1
+                    return None
+                self._idle.append(asleep)
+            asleep.acquire()  # held by this worker: blocks until _wake or shutdown() releases it
+            searching = True
 
     def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is _STOP:
-                return
-            with self._lock:
-                self._running.add(job.key)
-            try:
-                outcome = invoke(job)
-            except BaseException as exc:  # never let a job end without an outcome
-                outcome = Outcome(job.key, False, None, exc, format_error(exc))
+        asleep = threading.Lock()
+        asleep.acquire()
+        job = self._next(asleep, True)
+        while job is not None:
+            outcome = _attempt(job)
             with self._lock:
                 self._running.discard(job.key)
                 if job.key in self._cancelled:
                     # This thread was replaced when its job timed out: leave quietly.
                     self._cancelled.discard(job.key)
                     return
-            report = self._report  # read per job: a reused executor serves one run after another
+            report = self._report  # read per job: a reused executor serves run after run
             assert report is not None
             report(outcome)
+            job = self._next(asleep, False)
 
     def submit(self, job: Job) -> None:
-        """Queue ``job`` for the next free thread, starting one if the pool is not full."""
+        """Queue ``job``; wake a worker for it unless one is already on its way."""
         with self._lock:
-            self._submitted += 1
-            if self._threads < min(self.capacity, self._submitted):
-                self._spawn()
-        self._jobs.put(job)
+            self._jobs.append(job)
+            if not self._searching:
+                self._wake()
 
     def cancel(self, key: int) -> None:
-        """Abandon the thread running ``key`` and start a replacement (if it still runs)."""
+        """Abandon the thread running ``key``; a new thread takes its place when needed."""
         with self._lock:
             if key not in self._running:
                 return  # it has finished: its outcome is reported (and will be ignored)
+            self._running.discard(key)
             self._cancelled.add(key)
             self._threads -= 1
-            self._spawn()
+            if self._jobs and not self._searching:
+                self._wake()
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """Tell idle threads to exit; abandoned or busy daemon threads end with their job."""
         with self._lock:
-            n, self._threads = self._threads, 0
-        for _ in range(n):
-            self._jobs.put(_STOP)
+            self._retiring += self._threads
+            self._threads = 0
+            idle, self._idle = self._idle, []
+            self._searching += len(idle)
+        for asleep in idle:
+            asleep.release()
