@@ -94,8 +94,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # the task's success (one statement per task fewer than a table of its own).
     (
         "ALTER TABLE task_runs ADD COLUMN result BLOB",
+        # Only the rows that have a value are rewritten (UPDATE ... FROM needs 3.33).
         """UPDATE task_runs SET result = (
             SELECT data FROM results AS r
+            WHERE r.run_id = task_runs.run_id AND r.task_id = task_runs.task_id
+        ) WHERE EXISTS (
+            SELECT 1 FROM results AS r
             WHERE r.run_id = task_runs.run_id AND r.task_id = task_runs.task_id
         )""",
         "DROP TABLE results",
