@@ -1,7 +1,7 @@
 """Result stores: where succeeded tasks' values are kept so that re-runs can skip them.
 
 ``results_for(store)`` picks the location: by default the run history itself (a SQLite
-history's ``results`` table, written in the same transaction as the task's success;
+history's task rows, written by the same update as the task's success;
 memory for a MemoryStore); ``pipekit.configure(results=FileResults(path))`` puts them
 in files instead (a shared folder, say).
 """
@@ -31,7 +31,7 @@ def results_for(store: Store) -> ResultStore:
     """Return where results of runs recorded in ``store`` are kept.
 
     The process-wide choice of :func:`pipekit.configure` (``results=``) if any, else the
-    history store itself (:class:`StoreResults`: SQLite's ``results`` table, memory for
+    history store itself (:class:`StoreResults`: a SQL history's task rows, memory for
     a MemoryStore), else, for a store that cannot hold them, files under
     ``$PIPEKIT_HOME/results``.
     """

@@ -1,10 +1,10 @@
 """Task results kept in the run-history store itself (the default).
 
-A SQLite history keeps each saved value in its ``results`` table, a memory history in
-memory: the run loop records a task's value (:class:`~pipekit.stores.ResultSaved`) in
-the same transaction as its success, so the history never says a task succeeded
-without the value a re-run needs. This adapter gives that the :class:`ResultStore`
-shape.
+A SQL history keeps each saved value in its task's row (``task_runs.result``), a
+memory history in memory: the run loop records a task's value
+(:class:`~pipekit.stores.ResultSaved`) in the same transaction as its success, so the
+history never says a task succeeded without the value a re-run needs. This adapter
+gives that the :class:`ResultStore` shape.
 """
 
 from __future__ import annotations
