@@ -14,7 +14,10 @@ import queue
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
+
+import pytest
 
 from pipekit import dag, task
 from pipekit.context import TaskContext
@@ -257,3 +260,93 @@ def test_shutdown_ends_idle_and_busy_workers() -> None:
     for thread in mine:
         thread.join(WAIT)
     assert [t for t in mine if t.is_alive()] == []
+
+
+class _NoSecondThread(threading.Thread):
+    """A worker thread class whose second start fails, as at the system's thread limit."""
+
+    starts = 0
+
+    def start(self) -> None:
+        type(self).starts += 1
+        if type(self).starts >= 2:
+            raise RuntimeError("can't start new thread")
+        super().start()
+
+
+def test_a_thread_that_cannot_start_leaves_queued_jobs_to_the_busy_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At the thread limit, jobs wait for the worker there is instead of being lost."""
+    import pipekit.executors.threads as threads_module
+
+    _NoSecondThread.starts = 0
+    shim = types.SimpleNamespace(Thread=_NoSecondThread, Lock=threading.Lock)
+    monkeypatch.setattr(threads_module, "threading", shim)
+    executor = ThreadsExecutor(2)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    executor.submit(_job(1, lambda: "first"))
+    executor.submit(_job(2, lambda: "second"))
+    values = sorted(outcomes.get(timeout=WAIT).value for _ in range(2))
+    executor.shutdown()
+    assert values == ["first", "second"]
+    assert _NoSecondThread.starts >= 2  # the failing start was tried
+
+
+def test_no_thread_at_all_fails_the_submit_and_queues_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When not even the first thread starts, submit() raises and keeps no job."""
+    import pipekit.executors.threads as threads_module
+
+    _NoSecondThread.starts = 1  # the next start fails
+    shim = types.SimpleNamespace(Thread=_NoSecondThread, Lock=threading.Lock)
+    monkeypatch.setattr(threads_module, "threading", shim)
+    executor = ThreadsExecutor(2)
+    executor.start(lambda outcome: None)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        executor.submit(_job(1, lambda: "never"))
+    assert len(executor._jobs) == 0
+
+
+def test_a_queued_job_cancelled_before_it_started_never_runs() -> None:
+    """A job whose deadline passed while it waited in the queue is dropped, not run later."""
+    executor = ThreadsExecutor(1)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    gate = threading.Event()
+    ran: list[str] = []
+    executor.submit(_job(1, lambda: gate.wait(WAIT) and "busy"))
+    executor.submit(_job(2, lambda: ran.append("dropped")))
+    executor.cancel(2)
+    executor.submit(_job(3, lambda: "next"))
+    gate.set()
+    keys = [outcomes.get(timeout=WAIT).key for _ in range(2)]
+    executor.shutdown()
+    assert keys == [1, 3]
+    assert ran == []
+
+
+def test_shutdown_with_cancel_drops_the_queued_jobs() -> None:
+    """An interrupted run's jobs still waiting in the queue are not run afterwards."""
+    executor = ThreadsExecutor(1)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    started, gate = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def busy() -> str:
+        started.set()
+        gate.wait(WAIT)
+        return "busy"
+
+    executor.submit(_job(1, busy))
+    assert started.wait(WAIT)
+    executor.submit(_job(2, lambda: ran.append("queued")))
+    executor.shutdown(cancel=True)
+    gate.set()
+    assert outcomes.get(timeout=WAIT).key == 1
+    time.sleep(0.02)  # room for a wrongly kept job to run
+    assert outcomes.empty()
+    assert ran == []

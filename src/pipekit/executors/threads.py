@@ -2,8 +2,8 @@
 
 The default executor: right for I/O-bound tasks (databases, HTTP, files) and for
 CPU-bound work in libraries that release the GIL. Worker threads are daemons and a
-timed-out attempt's thread is abandoned and replaced, so a stuck function never
-holds up the run or the interpreter's exit.
+timed-out attempt's thread is abandoned (a new one takes its place when a job needs
+it), so a stuck function never holds up the run or the interpreter's exit.
 
 Waking a thread is the expensive part of a hand-off: the woken thread must then wait
 for the GIL, and each such wait costs a pair of context switches (a cross-core one
@@ -14,8 +14,9 @@ one more worker to the queue before it runs its job, in case the job blocks; a w
 that finishes takes the next queued job itself. A burst of short jobs therefore runs
 on one or two threads instead of waking one thread per job, and blocking jobs still
 each get a thread of their own, one wake-up after another. Threads start only when a
-job is queued with none idle or searching, so the pool grows to what the work needs,
-never beyond ``max_workers``.
+job is queued with none idle or searching, so the pool grows to what the work needs:
+at most ``max_workers`` threads run jobs (abandoned threads, still stuck in a timed-out
+function, are not counted). ``shutdown()`` wakes every idle worker at once, to exit.
 """
 
 from __future__ import annotations
@@ -85,7 +86,13 @@ class ThreadsExecutor:
             self._searching += 1
             self._idle.pop().release()
         elif self._threads < self.capacity:
-            threading.Thread(target=self._work, name="pipekit-worker", daemon=True).start()
+            thread = threading.Thread(target=self._work, name="pipekit-worker", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # "can't start new thread": the system's thread limit
+                if self._threads == 0:
+                    raise  # nothing else could ever run the queued jobs
+                return  # a busy worker takes the queued job when it is done
             self._searching += 1  # before the new thread can take _lock and count down
             self._threads += 1
 
@@ -141,13 +148,24 @@ class ThreadsExecutor:
         with self._lock:
             self._jobs.append(job)
             if not self._searching:
-                self._wake()
+                try:
+                    self._wake()
+                except BaseException:
+                    self._jobs.remove(job)  # not queued after all: the caller sees why
+                    raise
 
     def cancel(self, key: int) -> None:
-        """Abandon the thread running ``key``; a new thread takes its place when needed."""
+        """Abandon the thread running ``key``; a new thread takes its place when needed.
+
+        A job still waiting in the queue is dropped, never run.
+        """
         with self._lock:
             if key not in self._running:
-                return  # it has finished: its outcome is reported (and will be ignored)
+                for job in self._jobs:
+                    if job.key == key:
+                        self._jobs.remove(job)
+                        break
+                return  # finished (its outcome is reported, and ignored), or dropped
             self._running.discard(key)
             self._cancelled.add(key)
             self._threads -= 1
@@ -155,8 +173,13 @@ class ThreadsExecutor:
                 self._wake()
 
     def shutdown(self, *, cancel: bool = False) -> None:
-        """Tell idle threads to exit; abandoned or busy daemon threads end with their job."""
+        """Tell idle threads to exit; abandoned or busy daemon threads end with their job.
+
+        With ``cancel`` (an interrupted run), jobs still waiting in the queue are dropped.
+        """
         with self._lock:
+            if cancel:
+                self._jobs.clear()
             self._retiring += self._threads
             self._threads = 0
             idle, self._idle = self._idle, []
