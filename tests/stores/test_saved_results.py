@@ -11,7 +11,14 @@ import pytest
 
 from pipekit.errors import StoreError
 from pipekit.state import State
-from pipekit.stores import AttemptEnded, AttemptStarted, ResultSaved, RunStarted, Store
+from pipekit.stores import (
+    AttemptEnded,
+    AttemptStarted,
+    ResultSaved,
+    RunResumed,
+    RunStarted,
+    Store,
+)
 
 from .conftest import STORES
 
@@ -35,6 +42,34 @@ def test_a_value_saved_with_the_success_reads_back_and_is_replaced(store: Store)
     assert store.load_result("r1", "a") == b"second"
     assert store.load_result("r1", "b") is None
     assert store.load_result("ghost", "a") is None
+
+
+def test_a_task_reset_to_run_again_loses_its_old_value_others_keep_theirs(store: Store) -> None:
+    """RunResumed clears the saved value of each reset task (it runs again), in one batch too."""
+    store.record([RunStarted("r1", "etl", {}, ["a", "b"], T0)])
+    for task_id in ("a", "b"):
+        store.record([AttemptStarted("r1", task_id, 1, T0)])
+        store.record(
+            [
+                ResultSaved("r1", task_id, task_id.encode()),
+                AttemptEnded("r1", task_id, 1, State.SUCCESS, T0, State.SUCCESS),
+            ]
+        )
+
+    store.record([RunResumed("r1", T0, ["b"])])
+    assert store.load_result("r1", "a") == b"a"
+    assert store.load_result("r1", "b") is None
+
+    store.record(
+        [
+            AttemptStarted("r1", "b", 2, T0),
+            AttemptEnded("r1", "b", 2, State.SUCCESS, T0, State.SUCCESS),
+            RunResumed("r1", T0, ["a"]),
+            ResultSaved("r1", "b", b"b2"),
+        ]
+    )
+    assert store.load_result("r1", "a") is None
+    assert store.load_result("r1", "b") == b"b2"
 
 
 def test_a_value_for_an_unknown_task_is_refused_with_the_rest_of_its_call(store: Store) -> None:

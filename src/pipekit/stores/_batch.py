@@ -49,7 +49,8 @@ class Plan:
     start_tasks: list[tuple[Any, ...]] = field(default_factory=list)
     started_attempts: list[tuple[Any, ...]] = field(default_factory=list)
     results: list[tuple[bytes, str, str]] = field(default_factory=list)
-    """Saved values of tasks that do not end here (the others ride on their end's row)."""
+    """Saved values that no end of this group carries: of tasks that do not end here, or
+    saved after their task's end (a value saved before an end rides on the end's row)."""
 
 
 def plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> Plan | None:

@@ -3,8 +3,8 @@
 :class:`~pipekit.stores.SQLiteStore` and :class:`~pipekit.stores.PostgresStore` keep
 the same tables and apply each change with the same statements; they differ only in
 the driver's placeholder, how a timestamp is stored (ISO-8601 text in SQLite, a
-``timestamptz`` in PostgreSQL), two statements that need each database's own syntax
-(an upsert, a maximum), and how connections and transactions are handled. So this
+``timestamptz`` in PostgreSQL), how params are written and read as JSON, the name of
+the larger-of-two function, and how connections and transactions are handled. So this
 module holds the statements (:func:`statements`, one set per dialect) and the store
 logic (:class:`SQLStore`); each store subclass provides a connection, the
 ``_writing``/``_reading`` transactions and its timestamp codec.

@@ -53,6 +53,12 @@ def _put(d: dict[Any, Any], key: Any, value: Any, undo: _Undo) -> None:
     d[key] = value
 
 
+def _drop(d: dict[Any, Any], key: Any, undo: _Undo) -> None:
+    if key in d:
+        undo.append((d, key, d[key]))
+        del d[key]
+
+
 @dataclass(frozen=True, slots=True)
 class _Header:
     """The run-level fields of a run; params stay JSON text so reads hand out copies."""
@@ -266,6 +272,7 @@ class MemoryStore:
         )
         _put(self._runs, run_id, header, undo)
         queued = State.QUEUED
+        values = self._results.get(run_id, {})
         for t in olds:
             _put(
                 tasks,
@@ -273,6 +280,7 @@ class MemoryStore:
                 TaskRun(t.task_id, queued, t.attempts, None, None, t.started_at),
                 undo,
             )
+            _drop(values, t.task_id, undo)  # a task run again gets a new value (or none)
         for name in c.added:
             _put(tasks, name, TaskRun(name, queued), undo)
 

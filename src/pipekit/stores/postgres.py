@@ -112,7 +112,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE task_runs ADD COLUMN result BYTEA",
         """UPDATE task_runs AS t SET result = r.data FROM results AS r
             WHERE r.run_id = t.run_id AND r.task_id = t.task_id""",
-        "DROP TABLE results",
+        # The results table stays, unread: a pipekit of the previous version still
+        # running on this history keeps writing there instead of failing (its values
+        # are not seen by this version's re-runs, which then run those tasks again).
     ),
 )
 """The statements that bring a schema from version ``n`` to ``n + 1``, at index ``n``."""

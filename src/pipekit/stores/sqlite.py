@@ -102,7 +102,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             SELECT 1 FROM results AS r
             WHERE r.run_id = task_runs.run_id AND r.task_id = task_runs.task_id
         )""",
-        "DROP TABLE results",
+        # The results table stays, unread: a pipekit of the previous version still
+        # running on this history keeps writing there instead of failing (its values
+        # are not seen by this version's re-runs, which then run those tasks again).
     ),
 )
 """The statements that bring a file from version ``n`` to ``n + 1``, at index ``n``."""
@@ -216,15 +218,22 @@ class SQLiteStore(SQLStore):
         """
         deadline = time.monotonic() + self.timeout
         pause = 0.002
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+        try:
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    return
+                except sqlite3.OperationalError as exc:
+                    left = deadline - time.monotonic()
+                    if "locked" not in str(exc) or left <= 0:
+                        raise
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.1)
+                # A try that does wait for the lock waits no longer than what is left.
+                left = max(deadline - time.monotonic(), 0.001)
+                conn.execute(f"PRAGMA busy_timeout = {int(left * 1000) or 1}")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Cursor]:
