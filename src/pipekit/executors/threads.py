@@ -21,6 +21,7 @@ function, are not counted). ``shutdown()`` wakes every idle worker at once, to e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import deque
@@ -91,7 +92,7 @@ class ThreadsExecutor:
                 thread.start()
             except RuntimeError:  # "can't start new thread": the system's thread limit
                 if self._threads == 0:
-                    raise  # nothing else could ever run the queued jobs
+                    raise  # no worker at all could ever run the queued jobs
                 return  # a busy worker takes the queued job when it is done
             self._searching += 1  # before the new thread can take _lock and count down
             self._threads += 1
@@ -104,7 +105,10 @@ class ThreadsExecutor:
         job = jobs.popleft()
         self._running.add(job.key)
         if jobs and not self._searching:
-            self._wake()  # more are queued and this job may block: another worker
+            # More are queued and this job may block: another worker. If the system
+            # refuses a thread, this worker comes back for the rest when it is done.
+            with contextlib.suppress(RuntimeError):
+                self._wake()
         return job
 
     def _next(self, asleep: threading.Lock, searching: bool) -> Job | None:
