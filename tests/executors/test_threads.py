@@ -34,6 +34,14 @@ def _job(key: int, fn: Callable[[], object]) -> Job:
     return Job(key, fn, (), {}, TaskContext("run", "dag", f"task{key}", 1, {}))
 
 
+def _started(max_workers: int) -> tuple[ThreadsExecutor, queue.SimpleQueue[Outcome]]:
+    """A started executor of ``max_workers`` threads and the queue its outcomes go to."""
+    executor = ThreadsExecutor(max_workers)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    return executor, outcomes
+
+
 @dag
 def stuck_twice(workdir: str) -> None:
     """Two blocked tasks, then two that finish at once; all independent."""
@@ -65,9 +73,7 @@ def test_independent_tasks_overlap(store: MemoryStore, workdir: str) -> None:
 
 def test_cancelled_attempt_is_never_reported() -> None:
     """An abandoned attempt that ends later reports nothing; its replacement takes new jobs."""
-    executor = ThreadsExecutor(1)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(1)
     started, gate = threading.Event(), threading.Event()
     abandoned: list[threading.Thread] = []
 
@@ -96,9 +102,7 @@ def _workers() -> set[threading.Thread]:
 def test_cancel_after_the_outcome_leaves_no_thread_behind() -> None:
     """cancel() racing a just-reported outcome does not leave a worker thread after shutdown."""
     before = _workers()
-    executor = ThreadsExecutor(2)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(2)
     executor.submit(_job(0, lambda: "done"))
     assert outcomes.get(timeout=WAIT).ok
     executor.cancel(0)  # what the run loop does when the deadline passes as the outcome arrives
@@ -169,9 +173,7 @@ def _wait_idle(executor: ThreadsExecutor, n: int) -> None:
 
 def test_jobs_submitted_together_that_block_each_get_a_thread() -> None:
     """Four jobs that wait for each other all finish: each is woken onto its own thread."""
-    executor = ThreadsExecutor(4)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(4)
     barrier = threading.Barrier(4, timeout=WAIT)
     for key in range(4):
         executor.submit(_job(key, barrier.wait))
@@ -184,9 +186,7 @@ def test_jobs_submitted_together_that_block_each_get_a_thread() -> None:
 def test_one_job_at_a_time_keeps_one_thread() -> None:
     """Jobs submitted one after another, each after the last ended, run on a single thread."""
     before = _workers()
-    executor = ThreadsExecutor(4)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(4)
     ran_on: list[threading.Thread] = []
     for key in range(6):
         executor.submit(_job(key, lambda: ran_on.append(threading.current_thread())))
@@ -215,9 +215,7 @@ def test_every_job_of_repeated_bursts_is_reported_once() -> None:
 
 def test_a_job_queued_behind_an_abandoned_one_runs_on_its_replacement() -> None:
     """Cancelling the only worker's job starts a thread for the job waiting behind it."""
-    executor = ThreadsExecutor(1)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(1)
     started, gate = threading.Event(), threading.Event()
 
     def blocked() -> str:
@@ -237,9 +235,7 @@ def test_a_job_queued_behind_an_abandoned_one_runs_on_its_replacement() -> None:
 def test_shutdown_ends_idle_and_busy_workers() -> None:
     """After shutdown an idle worker exits at once, a busy one once it has reported its job."""
     before = _workers()
-    executor = ThreadsExecutor(2)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(2)
     started, gate = threading.Event(), threading.Event()
 
     def blocked() -> str:
@@ -283,9 +279,7 @@ def test_a_thread_that_cannot_start_leaves_queued_jobs_to_the_busy_worker(
     _NoSecondThread.starts = 0
     shim = types.SimpleNamespace(Thread=_NoSecondThread, Lock=threading.Lock)
     monkeypatch.setattr(threads_module, "threading", shim)
-    executor = ThreadsExecutor(2)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(2)
     executor.submit(_job(1, lambda: "first"))
     executor.submit(_job(2, lambda: "second"))
     values = sorted(outcomes.get(timeout=WAIT).value for _ in range(2))
@@ -312,9 +306,7 @@ def test_no_thread_at_all_fails_the_submit_and_queues_nothing(
 
 def test_a_queued_job_cancelled_before_it_started_never_runs() -> None:
     """A job whose deadline passed while it waited in the queue is dropped, not run later."""
-    executor = ThreadsExecutor(1)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(1)
     gate = threading.Event()
     ran: list[str] = []
     executor.submit(_job(1, lambda: gate.wait(WAIT) and "busy"))
@@ -330,9 +322,7 @@ def test_a_queued_job_cancelled_before_it_started_never_runs() -> None:
 
 def test_shutdown_with_cancel_drops_the_queued_jobs() -> None:
     """An interrupted run's jobs still waiting in the queue are not run afterwards."""
-    executor = ThreadsExecutor(1)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
+    executor, outcomes = _started(1)
     started, gate = threading.Event(), threading.Event()
     ran: list[str] = []
 

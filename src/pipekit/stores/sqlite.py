@@ -218,6 +218,7 @@ class SQLiteStore(SQLStore):
         """
         deadline = time.monotonic() + self.timeout
         pause = 0.002
+        shortened = False
         try:
             while True:
                 try:
@@ -230,10 +231,12 @@ class SQLiteStore(SQLStore):
                 time.sleep(min(pause, left))
                 pause = min(pause * 2, 0.1)
                 # A try that does wait for the lock waits no longer than what is left.
-                left = max(deadline - time.monotonic(), 0.001)
-                conn.execute(f"PRAGMA busy_timeout = {int(left * 1000) or 1}")
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                conn.execute(f"PRAGMA busy_timeout = {left_ms}")
+                shortened = True
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            if shortened:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Cursor]:
