@@ -166,6 +166,15 @@ def test_a_version_2_file_keeps_its_saved_values_in_the_task_rows(tmp_path: Path
             " ON CONFLICT (run_id, task_id) DO UPDATE SET data = excluded.data",
             (b"from-v2",),
         )
+    # Pruning also empties the old table of the runs it prunes.
+    store = SQLiteStore(path)
+    try:
+        assert store.prune_results(datetime(2025, 1, 1, tzinfo=UTC)) == 1
+        assert store.load_result("old", "a") is None
+    finally:
+        store.close()
+    with raw(path) as conn:
+        assert conn.execute("SELECT count(*) FROM results").fetchone() == (0,)
 
 
 def test_stores_on_one_file_racing_for_claims_give_each_interval_one_winner(

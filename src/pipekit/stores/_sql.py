@@ -366,6 +366,7 @@ class SQLStore(ABC):
         with self._writing() as cur:
             (count,) = cur.execute(self.sql.count_pruned, (cutoff,)).fetchone()
             cur.execute(self.sql.prune_results, (cutoff,))
+            cur.execute(self.sql.prune_old_results, (cutoff,))
         return int(count)
 
     def claim(self, dag: str, key: str, owner: str) -> bool:

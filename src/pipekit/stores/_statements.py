@@ -31,6 +31,7 @@ class Statements:
     save_result: str
     load_result: str
     prune_results: str
+    prune_old_results: str
     count_pruned: str
     last_position: str
     select_run: str
@@ -135,6 +136,10 @@ def statements(
         prune_results=q(
             "UPDATE task_runs SET result = NULL WHERE result IS NOT NULL"
             " AND run_id IN (SELECT id FROM runs WHERE started_at < ?)"
+        ),
+        # The table saved values lived in before schema 3, kept for older processes.
+        prune_old_results=q(
+            "DELETE FROM results WHERE run_id IN (SELECT id FROM runs WHERE started_at < ?)"
         ),
         count_pruned=q(
             "SELECT count(DISTINCT t.run_id) FROM task_runs AS t JOIN runs ON runs.id = t.run_id"
