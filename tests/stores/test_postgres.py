@@ -45,6 +45,19 @@ def raw(dsn: str, schema: str) -> Any:
     return conn
 
 
+def make_old_schema(conn: Any, schema: str, version: int) -> None:
+    """Create ``schema`` as pipekit ``version`` left it, by hand (for upgrade tests)."""
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    conn.execute(
+        "CREATE TABLE schema_version"
+        " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    for n, migration in enumerate(MIGRATIONS[:version], start=1):
+        for statement in migration:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", [n])
+
+
 def test_a_new_schema_records_each_version_applied(postgres_dsn: str, schema: str) -> None:
     """Opening an empty database creates the schema and lists versions 1..current."""
     PostgresStore(postgres_dsn, schema=schema).close()
@@ -69,14 +82,7 @@ def test_a_version_1_schema_is_upgraded_in_place_keeping_its_runs(
 ) -> None:
     """A schema made by hand at version 1 (no claims) is upgraded on open; its runs stay."""
     with raw(postgres_dsn, schema) as conn, conn.transaction():
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(
-            "CREATE TABLE schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        for statement in MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        make_old_schema(conn, schema, 1)
         conn.execute(
             "INSERT INTO runs (id, dag, state, params, started_at)"
             " VALUES ('old', 'etl', 'success', '{\"n\": 1}', %s)",
@@ -105,15 +111,7 @@ def test_a_version_2_schema_keeps_its_saved_values_in_the_task_rows(
 ) -> None:
     """Upgrading to version 3 moves each saved value into its task's row; rows without stay None."""
     with raw(postgres_dsn, schema) as conn, conn.transaction():
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(
-            "CREATE TABLE schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        for migration in MIGRATIONS[:2]:
-            for statement in migration:
-                conn.execute(statement)
-        conn.execute("INSERT INTO schema_version (version) VALUES (1), (2)")
+        make_old_schema(conn, schema, 2)
         conn.execute(
             "INSERT INTO runs (id, dag, state, params, started_at)"
             " VALUES ('old', 'etl', 'success', '{}', %s)",

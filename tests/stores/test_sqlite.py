@@ -95,6 +95,15 @@ def test_the_connection_is_tuned_for_concurrent_writers(tmp_path: Path) -> None:
         store.close()
 
 
+def make_old_file(conn: sqlite3.Connection, version: int) -> None:
+    """Give an empty file the tables pipekit ``version`` wrote, by hand (for upgrade tests)."""
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    for migration in MIGRATIONS[:version]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+
+
 def test_the_schema_version_is_stored(tmp_path: Path) -> None:
     """The meta table records schema_version as the version this code writes."""
     path = tmp_path / "history.db"
@@ -110,10 +119,7 @@ def test_a_version_1_file_is_upgraded_in_place_keeping_its_history(tmp_path: Pat
     """A file written by the version-1 schema (no claims) gains the claims table, runs kept."""
     path = tmp_path / "history.db"
     with raw(path) as conn, conn:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-        for statement in MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        make_old_file(conn, 1)
         conn.execute(
             "INSERT INTO runs (id, dag, state, params, started_at)"
             " VALUES ('old', 'etl', 'success', '{\"n\": 1}', '2024-05-01T12:00:00.000000+00:00')"
@@ -137,11 +143,7 @@ def test_a_version_2_file_keeps_its_saved_values_in_the_task_rows(tmp_path: Path
     """Upgrading to version 3 moves each saved value into its task's row; rows without stay None."""
     path = tmp_path / "history.db"
     with raw(path) as conn, conn:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-        for migration in MIGRATIONS[:2]:
-            for statement in migration:
-                conn.execute(statement)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        make_old_file(conn, 2)
         conn.execute(
             "INSERT INTO runs (id, dag, state, params, started_at)"
             " VALUES ('old', 'etl', 'success', '{}', '2024-05-01T12:00:00.000000+00:00')"
