@@ -187,24 +187,16 @@ class SQLStore(ABC):
         sql = self.sql
         try:
             if p.end_attempts:
-                cur.executemany(sql.end_attempt, p.end_attempts)
-                if cur.rowcount != len(p.end_attempts):
-                    raise _OneByOne
+                _update_every(cur, sql.end_attempt, p.end_attempts)
                 cur.executemany(sql.end_task, p.end_tasks)
             if p.finish_tasks:
-                cur.executemany(sql.finish_task, p.finish_tasks)
-                if cur.rowcount != len(p.finish_tasks):
-                    raise _OneByOne
+                _update_every(cur, sql.finish_task, p.finish_tasks)
                 cur.executemany(sql.insert_finished_attempt, p.finished_attempts)
             if p.start_tasks:
-                cur.executemany(sql.start_task, p.start_tasks)
-                if cur.rowcount != len(p.start_tasks):
-                    raise _OneByOne
+                _update_every(cur, sql.start_task, p.start_tasks)
                 cur.executemany(sql.insert_attempt, p.started_attempts)
             if p.results:
-                cur.executemany(sql.save_result, p.results)
-                if cur.rowcount != len(p.results):
-                    raise _OneByOne  # a task that does not exist: named one by one
+                _update_every(cur, sql.save_result, p.results)
         except self._duplicate as exc:
             raise _OneByOne from exc
 
@@ -504,6 +496,17 @@ SQLStore._HANDLERS = {
     RunResumed: SQLStore._run_resumed,
     ResultSaved: SQLStore._result_saved,
 }
+
+
+def _update_every(cur: Cursor, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run an ``UPDATE`` once per row, every row matching one row of the database.
+
+    A row that matches nothing (an unknown run, task or attempt) sends the batch to the
+    change-by-change path, which names it.
+    """
+    cur.executemany(statement, rows)
+    if cur.rowcount != len(rows):
+        raise _OneByOne
 
 
 def _handler_for(change: object) -> Callable[[SQLStore, Cursor, Any], None]:
