@@ -42,6 +42,21 @@ def _started(max_workers: int) -> tuple[ThreadsExecutor, queue.SimpleQueue[Outco
     return executor, outcomes
 
 
+class _Blocker:
+    """A job body that says when it started, then waits for its gate and returns ``value``."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.started, self.gate = threading.Event(), threading.Event()
+        self.threads: list[threading.Thread] = []  # the threads that ran it
+
+    def __call__(self) -> str:
+        self.threads.append(threading.current_thread())
+        self.started.set()
+        self.gate.wait(WAIT)
+        return self.value
+
+
 @dag
 def stuck_twice(workdir: str) -> None:
     """Two blocked tasks, then two that finish at once; all independent."""
@@ -74,23 +89,15 @@ def test_independent_tasks_overlap(store: MemoryStore, workdir: str) -> None:
 def test_cancelled_attempt_is_never_reported() -> None:
     """An abandoned attempt that ends later reports nothing; its replacement takes new jobs."""
     executor, outcomes = _started(1)
-    started, gate = threading.Event(), threading.Event()
-    abandoned: list[threading.Thread] = []
-
-    def blocked() -> str:
-        abandoned.append(threading.current_thread())
-        started.set()
-        gate.wait(WAIT)
-        return "late"
-
+    blocked = _Blocker("late")
     executor.submit(_job(0, blocked))
-    assert started.wait(WAIT)
+    assert blocked.started.wait(WAIT)
     executor.cancel(0)
     executor.submit(_job(1, lambda: "fresh"))
     assert outcomes.get(timeout=WAIT).value == "fresh"
-    gate.set()
-    abandoned[0].join(WAIT)
-    assert not abandoned[0].is_alive()
+    blocked.gate.set()
+    blocked.threads[0].join(WAIT)
+    assert not blocked.threads[0].is_alive()
     executor.shutdown()
     assert outcomes.empty()
 
@@ -216,19 +223,13 @@ def test_every_job_of_repeated_bursts_is_reported_once() -> None:
 def test_a_job_queued_behind_an_abandoned_one_runs_on_its_replacement() -> None:
     """Cancelling the only worker's job starts a thread for the job waiting behind it."""
     executor, outcomes = _started(1)
-    started, gate = threading.Event(), threading.Event()
-
-    def blocked() -> str:
-        started.set()
-        gate.wait(WAIT)
-        return "late"
-
+    blocked = _Blocker("late")
     executor.submit(_job(0, blocked))
-    assert started.wait(WAIT)
+    assert blocked.started.wait(WAIT)
     executor.submit(_job(1, lambda: "queued"))
     executor.cancel(0)
     assert outcomes.get(timeout=WAIT).value == "queued"
-    gate.set()
+    blocked.gate.set()
     executor.shutdown()
 
 
@@ -236,22 +237,16 @@ def test_shutdown_ends_idle_and_busy_workers() -> None:
     """After shutdown an idle worker exits at once, a busy one once it has reported its job."""
     before = _workers()
     executor, outcomes = _started(2)
-    started, gate = threading.Event(), threading.Event()
-
-    def blocked() -> str:
-        started.set()
-        gate.wait(WAIT)
-        return "finished"
-
+    blocked = _Blocker("finished")
     executor.submit(_job(0, blocked))
-    assert started.wait(WAIT)
+    assert blocked.started.wait(WAIT)
     executor.submit(_job(1, lambda: "quick"))
     assert outcomes.get(timeout=WAIT).value == "quick"
     _wait_idle(executor, 1)
     mine = _workers() - before
     assert len(mine) == 2
     executor.shutdown()
-    gate.set()
+    blocked.gate.set()
     assert outcomes.get(timeout=WAIT).value == "finished"
     for thread in mine:
         thread.join(WAIT)
@@ -323,19 +318,13 @@ def test_a_queued_job_cancelled_before_it_started_never_runs() -> None:
 def test_shutdown_with_cancel_drops_the_queued_jobs() -> None:
     """An interrupted run's jobs still waiting in the queue are not run afterwards."""
     executor, outcomes = _started(1)
-    started, gate = threading.Event(), threading.Event()
+    busy = _Blocker("busy")
     ran: list[str] = []
-
-    def busy() -> str:
-        started.set()
-        gate.wait(WAIT)
-        return "busy"
-
     executor.submit(_job(1, busy))
-    assert started.wait(WAIT)
+    assert busy.started.wait(WAIT)
     executor.submit(_job(2, lambda: ran.append("queued")))
     executor.shutdown(cancel=True)
-    gate.set()
+    busy.gate.set()
     assert outcomes.get(timeout=WAIT).key == 1
     time.sleep(0.02)  # room for a wrongly kept job to run
     assert outcomes.empty()
