@@ -375,6 +375,8 @@ class Loop:
     def loop(self) -> None:
         capacity = self.executor.capacity
         outcomes = self.outcomes
+        # An executor may hand the loop a queued quick job instead of letting it wait.
+        run_quick = getattr(self.executor, "run_quick", None)
         while True:
             while self.ready and len(self.running) < capacity:
                 self.launch(self.ready.popleft())
@@ -395,6 +397,11 @@ class Loop:
             wake = [d for _, d in self.running.values() if d is not None]
             if self.timers:
                 wake.append(self.timers[0][0])
+            if not wake and run_quick is not None:  # no deadline can pass meanwhile
+                done = run_quick()
+                if done is not None:
+                    self.settle(done)
+                    continue
             timeout = max(0.0, min(wake) - self.clock.monotonic()) if wake else None
             with contextlib.suppress(queue.Empty):
                 self.settle(outcomes.get(timeout=timeout))

@@ -119,7 +119,10 @@ class Executor(Protocol):
     An executor that sets ``inline_alone = True`` lets the loop run a job itself (with
     :func:`invoke`) when it is the only one that can run, saving two thread hand-offs;
     one that sets ``runs_inline = True`` (the sequential executor) lets the loop call
-    every job without a timeout itself, as its :meth:`submit` would.
+    every job without a timeout itself, as its :meth:`submit` would. One that defines
+    ``run_quick() -> Outcome | None`` may run a queued job in the loop's thread where
+    the loop would wait for outcomes (with no deadline pending) and return its
+    outcome instead of reporting it.
     """
 
     capacity: int

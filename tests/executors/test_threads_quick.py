@@ -1,0 +1,310 @@
+"""The threads executor's quick tasks: run in the loop's thread instead of a hand-off.
+
+Where the run loop would wait for outcomes, and no attempt has a deadline, it asks the
+executor for a queued job of a *quick* task (its last attempt in this executor took
+under ``quick`` seconds) and runs it itself. These tests pin which jobs qualify (timed
+with an injected timer, so nothing depends on the machine's speed), that such a job
+runs once and is returned instead of reported, that a job waiting for another queued
+job is not stuck behind the loop, that tasks with a timeout keep going to workers, and
+that a Ctrl-C inside such a job still leaves an accurate history.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+
+import pipekit
+from pipekit import dag, task
+from pipekit.context import TaskContext
+from pipekit.executors import Job, Outcome, ThreadsExecutor
+from pipekit.state import State
+from pipekit.stores.memory import MemoryStore
+
+WAIT = 2.0
+"""Upper bound, in seconds, on waiting for a worker thread; passing tests never wait this long."""
+
+
+class _Timer:
+    """A stand-in for ``time.perf_counter``: each reading is ``step`` seconds after the last."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def _executor(step: float, max_workers: int = 2, quick: float = 0.001) -> ThreadsExecutor:
+    """A threads executor whose attempts all seem to take ``step`` seconds."""
+    executor = ThreadsExecutor(max_workers, quick=quick)
+    executor._timer = _Timer(step)
+    return executor
+
+
+def _job(key: int, task_id: str, fn: Callable[[], object]) -> Job:
+    return Job(key, fn, (), {}, TaskContext("run", "dag", task_id, 1, {}))
+
+
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+class _Gate:
+    """A job body that says when it started, then waits for its gate."""
+
+    def __init__(self) -> None:
+        self.started, self.gate = threading.Event(), threading.Event()
+
+    def __call__(self) -> str:
+        self.started.set()
+        self.gate.wait(WAIT)
+        return "gated"
+
+
+def _busy(executor: ThreadsExecutor, outcomes: queue.SimpleQueue[Outcome]) -> _Gate:
+    """Run ``t`` once (so it is known), then hold the executor's only worker."""
+    executor.submit(_job(0, "t", _thread_name))
+    assert outcomes.get(timeout=WAIT).ok
+    gate = _Gate()
+    executor.submit(_job(1, "blocker", gate))
+    assert gate.started.wait(WAIT)
+    return gate
+
+
+def test_a_queued_job_of_a_quick_task_runs_in_the_calling_thread_once() -> None:
+    executor = _executor(step=0.0001, max_workers=1)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    gate = _busy(executor, outcomes)
+    executor.submit(_job(2, "t", _thread_name))  # queued: the only worker is busy
+
+    done = executor.run_quick()
+
+    assert done is not None and done.key == 2
+    assert done.value == threading.current_thread().name
+    assert executor.run_quick() is None  # taken off the queue: it runs once
+    gate.gate.set()
+    assert outcomes.get(timeout=WAIT).key == 1
+    executor.shutdown()
+    assert outcomes.empty()  # returned, never reported as well
+
+
+@pytest.mark.parametrize(
+    ("step", "quick", "first_task"),
+    [
+        (0.0001, 0.001, "other"),  # never ran in this executor: not known to be quick
+        (0.002, 0.001, "t"),  # its last attempt took 2 ms
+        (0.0, 0.0, "t"),  # quick=0 turns it off
+    ],
+)
+def test_jobs_not_known_to_be_quick_stay_with_the_workers(
+    step: float, quick: float, first_task: str
+) -> None:
+    executor = _executor(step, max_workers=1, quick=quick)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    gate = _busy(executor, outcomes)
+    executor.submit(_job(2, first_task, _thread_name))
+
+    assert executor.run_quick() is None
+
+    gate.gate.set()
+    got = {o.key: o for o in (outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT))}
+    executor.shutdown()
+    assert sorted(got) == [1, 2]
+    assert got[2].value == "pipekit-worker"
+
+
+def test_an_empty_queue_gives_nothing_to_run() -> None:
+    assert _executor(step=0.0).run_quick() is None
+
+
+def test_a_quick_task_that_ran_slowly_in_the_calling_thread_is_no_longer_quick() -> None:
+    executor = _executor(step=0.0001, max_workers=1)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    gate = _busy(executor, outcomes)
+    executor.submit(_job(2, "t", _thread_name))
+    executor._timer.step = 0.01  # type: ignore[attr-defined]  # this attempt takes 10 ms
+    assert executor.run_quick() is not None
+    executor.submit(_job(3, "t", _thread_name))
+
+    assert executor.run_quick() is None
+
+    gate.gate.set()
+    keys = sorted(outcomes.get(timeout=WAIT).key for _ in range(2))
+    executor.shutdown()
+    assert keys == [1, 3]
+
+
+def test_ctrl_c_in_a_job_run_here_propagates_and_is_not_reported() -> None:
+    executor = _executor(step=0.0001, max_workers=1)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
+    gate = _busy(executor, outcomes)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    executor.submit(_job(2, "t", interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        executor.run_quick()
+    gate.gate.set()
+    assert outcomes.get(timeout=WAIT).key == 1
+    executor.shutdown()
+    assert outcomes.empty()
+
+
+@pytest.mark.parametrize("quick", [-0.5, float("nan"), "1ms", True])
+def test_a_bad_quick_is_refused_with_the_fix(quick: object) -> None:
+    with pytest.raises(pipekit.PipekitError, match=r"quick=.* is not a number of seconds"):
+        ThreadsExecutor(quick=quick)  # type: ignore[arg-type]
+
+
+# -- in runs ------------------------------------------------------------------------------
+
+WHERE: list[tuple[str, str]] = []  # (task, thread name)
+
+
+@task
+def start(ds: date) -> int:
+    return ds.day
+
+
+@task
+def branch(n: int) -> int:
+    WHERE.append((pipekit.context().task, _thread_name()))
+    return n + 1
+
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@dag
+def fan(ds: date) -> None:
+    first = start(ds)
+    total([branch(first) for _ in range(4)])
+
+
+def test_a_backfill_runs_quick_branches_in_the_loop_thread_after_the_first_date() -> None:
+    WHERE.clear()
+    store = MemoryStore()
+    report = pipekit.backfill(
+        fan, "2026-01-01", "2026-01-06", store=store, executor=_executor(0.0001, 4), progress=False
+    )
+    runs = [o.run for o in report.dates.values()]
+    assert [r.tasks["total"].result for r in runs if r is not None] == [
+        4 * (day + 1) for day in range(1, 7)
+    ]
+    assert all(r is not None and r.state is State.SUCCESS for r in runs)
+    me = _thread_name()
+    first_date, later = WHERE[:4], WHERE[4:]
+    assert me not in {name for _, name in first_date}  # not known yet: all on workers
+    assert me in {name for _, name in later}
+    assert len(later) == 20  # each branch ran once per date, wherever it ran
+    attempts = [t.attempts for r in runs if r is not None for t in r.tasks.values()]
+    assert set(attempts) == {1}
+
+
+BARRIER = threading.Barrier(2, timeout=WAIT)
+
+
+@task
+def meet(side: str) -> str:
+    BARRIER.wait()
+    return side
+
+
+@dag
+def rendezvous(ds: date) -> None:
+    meet("left")
+    meet("right")
+
+
+def test_a_job_run_in_the_loop_thread_never_holds_up_one_it_waits_for() -> None:
+    """Two tasks that wait for each other: the one left queued still gets a worker."""
+    BARRIER.reset()
+    report = pipekit.backfill(
+        rendezvous,
+        "2026-01-01",
+        "2026-01-04",
+        store=MemoryStore(),
+        executor=_executor(0.0001, 2),
+        progress=False,
+    )
+    runs = [o.run for o in report.dates.values()]
+    assert len(runs) == 4
+    assert all(r is not None and r.state is State.SUCCESS for r in runs)
+
+
+@task(timeout=10)
+def timed_branch(n: int) -> int:
+    WHERE.append((pipekit.context().task, _thread_name()))
+    return n
+
+
+@dag
+def timed_fan(ds: date) -> None:
+    first = start(ds)
+    total([timed_branch(first) for _ in range(3)])
+
+
+def test_tasks_with_a_timeout_always_run_on_workers() -> None:
+    """A deadline must be watched while it runs: the loop never takes such a job itself."""
+    WHERE.clear()
+    report = pipekit.backfill(
+        timed_fan,
+        "2026-01-01",
+        "2026-01-04",
+        store=MemoryStore(),
+        executor=_executor(0.0001, 3),
+        progress=False,
+    )
+    assert all(o.run is not None and o.run.state is State.SUCCESS for o in report.dates.values())
+    assert len(WHERE) == 12
+    assert _thread_name() not in {name for _, name in WHERE}
+
+
+@task
+def stop_here() -> str:
+    if threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt
+    return "on a worker"
+
+
+@task
+def other() -> str:
+    return "other"
+
+
+@dag
+def pair() -> None:
+    other()
+    stop_here()
+
+
+def test_ctrl_c_in_a_task_run_in_the_loop_thread_leaves_an_accurate_history() -> None:
+    store = MemoryStore()
+    executor = _executor(0.0001, 2)
+    assert pair.run(store=store, executor=executor).state is State.SUCCESS  # now known
+    interrupted = None
+    for _ in range(10):  # a worker may take the job first; then the run just succeeds
+        try:
+            pair.run(store=store, executor=executor)
+        except KeyboardInterrupt:
+            interrupted = store.list_runs(dag="pair", limit=1)[0]
+            break
+    assert interrupted is not None, "stop_here never ran in the loop's thread"
+    assert interrupted.state is State.FAILED
+    assert interrupted.error == "run interrupted by KeyboardInterrupt"
+    stopped = interrupted.tasks["stop_here"]
+    assert (stopped.state, stopped.error) == (State.FAILED, "run interrupted by KeyboardInterrupt")
