@@ -12,12 +12,21 @@ Both run with a fresh ``SQLiteStore``; the wall time is that of ``DAG.run``. In 
 same repeat, the same work is also given to a plain ``concurrent.futures`` pool of the
 same size (information: what the machine allows right now, which on a loaded machine
 can be well above the ideal).
+
+An information row shows what this VM does to new interpreters, which is what
+pipekit's workers are (``python -m ...``, not forks): the same runs against an ideal
+whose ``t1`` is timed in a fresh ``python`` process. On the development VM,
+pure-Python code runs about 10% slower for the whole life of a process started by
+``exec`` than in a long-lived one or its forks (see benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -58,6 +67,26 @@ def _timed_burn(n: int) -> float:
     return time.perf_counter() - t0
 
 
+def fresh_t1(iterations: int) -> float:
+    """The median time of ``burn(iterations)`` in a fresh interpreter (after one untimed call)."""
+    code = (
+        "import statistics, time, _dags\n"
+        f"_dags.burn({iterations})\n"
+        "times = []\n"
+        "for _ in range(5):\n"
+        "    t0 = time.perf_counter()\n"
+        f"    _dags.burn({iterations})\n"
+        "    times.append(time.perf_counter() - t0)\n"
+        "print(statistics.median(times))\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return float(out.stdout.strip())
+
+
 def pool_time(pool: Any, workers: int, fn: Any, arg: Any, n: int) -> float:
     """Wall time of ``n`` calls ``fn(arg)`` on a new ``pool(workers)``, its start included."""
     t0 = time.perf_counter()
@@ -85,6 +114,7 @@ def measure(quick: bool, repeat: int | None) -> list[Figure]:
     want = _dags.burn(iterations)
     cpu: list[float] = []
     cpu_pool: list[float] = []
+    fresh: list[float] = []
     time_run(_dags.burners(2, 1000), "processes", "sqlite", _dags.burn(1000), max_workers=2)
     for r in range(cpu_reps):
         progress(f"parallel: {BURNERS} CPU tasks on {PROCESSES} processes, {r + 1}/{cpu_reps}")
@@ -92,6 +122,9 @@ def measure(quick: bool, repeat: int | None) -> list[Figure]:
         cpu_pool.append(
             pool_time(cf.ProcessPoolExecutor, PROCESSES, _dags.burn, iterations, BURNERS)
         )
+        fresh.append(fresh_t1(iterations))
+    t1_fresh = statistics.median(fresh)
+    fresh_ideal = BURNERS * t1_fresh / PROCESSES
     return [
         Figure(
             "parallel.threads_sleep",
@@ -131,5 +164,16 @@ def measure(quick: bool, repeat: int | None) -> list[Figure]:
             cpu_pool,
             floor=cpu_ideal,
             floor_name="ideal",
+        ),
+        Figure(
+            "parallel.processes_cpu_fresh_ideal",
+            "5",
+            f"pipekit's processes runs, against t1 timed in a fresh interpreter"
+            f" ({t1_fresh * 1000:.0f} ms) (info)",
+            "s",
+            cpu,
+            floor=fresh_ideal,
+            floor_name="ideal",
+            extra={"fresh_cpu_task_seconds": t1_fresh},
         ),
     ]
