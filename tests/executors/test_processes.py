@@ -11,10 +11,8 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from pipekit import dag, task
-from pipekit.executors.processes import ProcessesExecutor
 from pipekit.stores.memory import MemoryStore
 
 from . import pipelines
@@ -169,33 +167,6 @@ def test_unpicklable_argument_fails_clearly(store: MemoryStore) -> None:
     assert failed.error is not None
     assert "'consume' or its arguments cannot be sent to a worker process" in failed.error
     assert "use the threads executor" in failed.error
-
-
-class _CountingSpawns(ProcessesExecutor):
-    """A processes executor that counts the worker processes it starts."""
-
-    spawned = 0
-
-    def _spawn(self) -> Any:
-        self.spawned += 1
-        return super()._spawn()
-
-
-@dag
-def unpicklable_first() -> None:
-    """With one worker these are submitted in order: consume, pid, pid__1."""
-    consume(threading.Lock())
-    pid()
-    pid()
-
-
-def test_the_worker_started_for_an_unsendable_job_serves_the_next(store: MemoryStore) -> None:
-    """A worker starts before its job is pickled; if the job cannot be sent, it stays idle."""
-    executor = _CountingSpawns(max_workers=1)
-    run = unpicklable_first.run(executor=executor, store=store, raise_on_failure=False)
-    assert run.tasks["consume"].state == "failed"
-    assert run.tasks["pid"].result == run.tasks["pid__1"].result
-    assert executor.spawned == 1
 
 
 class TwoPartError(Exception):

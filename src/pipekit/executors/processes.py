@@ -141,20 +141,13 @@ class ProcessesExecutor:
 
     def submit(self, job: Job) -> None:
         """Send ``job`` to an idle worker, starting one if the pool is not full."""
-        report = self._report
-        assert report is not None
-        # The worker first: a new one starts its interpreter (about 45 ms) while this
-        # process imports cloudpickle (10-25 ms, the first time) and pickles the job.
-        with self._lock:
-            worker = self._idle.pop() if self._idle else self._spawn()
         import cloudpickle
 
+        report = self._report
+        assert report is not None
         try:
             payload = pickle.dumps((job.key, job.context.task, cloudpickle.dumps(job)))
         except Exception as exc:
-            with self._lock:
-                if not (self._closing or worker.dead):
-                    self._idle.append(worker)  # unused: the next job takes it
             err = PipekitError(
                 f"task {job.context.task!r} or its arguments cannot be sent to a worker process "
                 f"({type(exc).__name__}: {exc}); pass picklable values or use the threads executor"
@@ -162,6 +155,7 @@ class ProcessesExecutor:
             report(Outcome(job.key, False, None, err, f"PipekitError: {err}"))
             return
         with self._lock:
+            worker = self._idle.pop() if self._idle else self._spawn()
             worker.job = job.key
             self._busy[job.key] = worker
         with worker.lock:
