@@ -275,8 +275,11 @@ def test_a_thread_that_cannot_start_leaves_queued_jobs_to_the_busy_worker(
     shim = types.SimpleNamespace(Thread=_NoSecondThread, Lock=threading.Lock)
     monkeypatch.setattr(threads_module, "threading", shim)
     executor, outcomes = _started(2)
-    executor.submit(_job(1, lambda: "first"))
+    first = _Blocker("first")  # busy until the second job is queued: it needs a thread
+    executor.submit(_job(1, first))
+    assert first.started.wait(WAIT)
     executor.submit(_job(2, lambda: "second"))
+    first.gate.set()
     values = sorted(outcomes.get(timeout=WAIT).value for _ in range(2))
     executor.shutdown()
     assert values == ["first", "second"]
