@@ -195,7 +195,9 @@ class Loop:
             token = _current.set(ctx)
             try:
                 value = task.fn(*args, **kwargs)
-            except (Exception, SystemExit) as exc:
+            except KeyboardInterrupt:
+                raise  # stops the run; the attempt is closed as interrupted
+            except BaseException as exc:  # the task's failure, as on a worker (see invoke)
                 del running[-1]
                 self.conclude(tid, number, False, None, exc, format_error(exc))
                 return

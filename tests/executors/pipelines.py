@@ -113,6 +113,21 @@ def unpicklable_error() -> None:
 # -- retries -----------------------------------------------------------------------------
 
 
+@task
+def cancelled() -> None:
+    """Raises a BaseException that is not an Exception (asyncio's cancellation)."""
+    import asyncio
+
+    raise asyncio.CancelledError("cancelled on purpose")
+
+
+@dag
+def cancelling(workdir: str) -> None:
+    """A task that raises CancelledError, its downstream task, and an independent one."""
+    double(workdir, cancelled())
+    source(workdir, 5)
+
+
 @task(retries=2, retry_on=ConnectionError)
 def flaky(workdir: str) -> int:
     n = note(workdir, "flaky")

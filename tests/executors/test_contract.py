@@ -17,6 +17,7 @@ from pipekit.stores.memory import MemoryStore
 
 from .pipelines import (
     calls,
+    cancelling,
     chain,
     crowded,
     diamond,
@@ -114,6 +115,21 @@ def test_an_error_that_cannot_be_pickled_keeps_its_text(
     assert failed.error is not None
     assert failed.error.startswith("LockedError: the original message")
     assert "Traceback (most recent call last)" in failed.error
+
+
+@every_executor
+def test_a_base_exception_other_than_ctrl_c_fails_only_its_task(
+    executor: str, store: MemoryStore, workdir: str
+) -> None:
+    """CancelledError (a BaseException) fails its task like any error; the run goes on."""
+    run = cancelling.run(executor=executor, store=store, workdir=workdir, raise_on_failure=False)
+    failed = run.tasks["cancelled"]
+    assert failed.state == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith("CancelledError: cancelled on purpose")
+    assert run.tasks["double"].state == "upstream_failed"
+    assert run.tasks["source"].state == "success"
+    assert run.state == "failed"  # and run() returned: the run was not interrupted
 
 
 @every_executor

@@ -3,18 +3,23 @@
 Where the run loop would wait for outcomes, and no attempt has a deadline, it asks the
 executor for a queued job of a *quick* task (its last attempt in this executor took
 under ``quick`` seconds) and runs it itself. These tests pin which jobs qualify (timed
-with an injected timer, so nothing depends on the machine's speed), that such a job
-runs once and is returned instead of reported, that a job waiting for another queued
-job is not stuck behind the loop, that tasks with a timeout keep going to workers, and
-that a Ctrl-C inside such a job still leaves an accurate history.
+with an injected timer, and with worker threads that start only when the test says,
+so nothing depends on the machine's speed), that nothing is taken while a worker runs
+a job, that such a job runs once and is returned instead of reported, that only a
+Ctrl-C escapes it, that a job waiting for another queued job still meets it, that
+tasks with a timeout keep going to workers, and that a Ctrl-C inside such a job in a
+run still leaves an accurate history.
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from datetime import date
+from typing import ClassVar
 
 import pytest
 
@@ -56,48 +61,71 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-class _Gate:
-    """A job body that says when it started, then waits for its gate."""
+class _Deferred(threading.Thread):
+    """A worker thread that starts only when the test calls :meth:`go`.
 
-    def __init__(self) -> None:
-        self.started, self.gate = threading.Event(), threading.Event()
+    So a submitted job deterministically waits in the queue, its worker not yet there.
+    """
 
-    def __call__(self) -> str:
-        self.started.set()
-        self.gate.wait(WAIT)
-        return "gated"
+    waiting: ClassVar[list[_Deferred]] = []
+
+    def start(self) -> None:
+        type(self).waiting.append(self)
+
+    @classmethod
+    def go(cls) -> None:
+        while cls.waiting:
+            threading.Thread.start(cls.waiting.pop())
 
 
-def _busy(executor: ThreadsExecutor, outcomes: queue.SimpleQueue[Outcome]) -> _Gate:
-    """Run ``t`` once (so it is known), then hold the executor's only worker."""
+@pytest.fixture
+def deferred(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Deferred]]:
+    """The threads executor's worker threads start only on ``deferred.go()``."""
+    import pipekit.executors.threads as threads_module
+
+    _Deferred.waiting = []
+    shim = types.SimpleNamespace(Thread=_Deferred, Lock=threading.Lock)
+    monkeypatch.setattr(threads_module, "threading", shim)
+    yield _Deferred
+    _Deferred.go()  # no thread is left unstarted, holding a count in the pool
+
+
+def _learned(
+    deferred: type[_Deferred], executor: ThreadsExecutor, outcomes: queue.SimpleQueue[Outcome]
+) -> None:
+    """Run task ``t`` once on a worker, then end the workers: the next job stays queued."""
     executor.submit(_job(0, "t", _thread_name))
-    assert outcomes.get(timeout=WAIT).ok
-    gate = _Gate()
-    executor.submit(_job(1, "blocker", gate))
-    assert gate.started.wait(WAIT)
-    return gate
+    deferred.go()
+    assert outcomes.get(timeout=WAIT).value == "pipekit-worker"
+    executor.shutdown()
 
 
-def test_a_queued_job_of_a_quick_task_runs_in_the_calling_thread_once() -> None:
-    executor = _executor(step=0.0001, max_workers=1)
+def _started(executor: ThreadsExecutor) -> queue.SimpleQueue[Outcome]:
     outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
     executor.start(outcomes.put)
-    gate = _busy(executor, outcomes)
-    executor.submit(_job(2, "t", _thread_name))  # queued: the only worker is busy
+    return outcomes
+
+
+def test_a_queued_job_of_a_quick_task_runs_in_the_calling_thread_once(
+    deferred: type[_Deferred],
+) -> None:
+    executor = _executor(step=0.0001)
+    outcomes = _started(executor)
+    _learned(deferred, executor, outcomes)
+    executor.submit(_job(1, "t", _thread_name))  # queued: its worker is not there yet
 
     done = executor.run_quick()
 
-    assert done is not None and done.key == 2
+    assert done is not None and done.key == 1
     assert done.value == threading.current_thread().name
     assert executor.run_quick() is None  # taken off the queue: it runs once
-    gate.gate.set()
-    assert outcomes.get(timeout=WAIT).key == 1
+    deferred.go()
     executor.shutdown()
     assert outcomes.empty()  # returned, never reported as well
 
 
 @pytest.mark.parametrize(
-    ("step", "quick", "first_task"),
+    ("step", "quick", "task_id"),
     [
         (0.0001, 0.001, "other"),  # never ran in this executor: not known to be quick
         (0.002, 0.001, "t"),  # its last attempt took 2 ms
@@ -105,59 +133,92 @@ def test_a_queued_job_of_a_quick_task_runs_in_the_calling_thread_once() -> None:
     ],
 )
 def test_jobs_not_known_to_be_quick_stay_with_the_workers(
-    step: float, quick: float, first_task: str
+    deferred: type[_Deferred], step: float, quick: float, task_id: str
 ) -> None:
-    executor = _executor(step, max_workers=1, quick=quick)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
-    gate = _busy(executor, outcomes)
-    executor.submit(_job(2, first_task, _thread_name))
+    executor = _executor(step, quick=quick)
+    outcomes = _started(executor)
+    _learned(deferred, executor, outcomes)
+    executor.submit(_job(1, task_id, _thread_name))
 
     assert executor.run_quick() is None
 
-    gate.gate.set()
-    got = {o.key: o for o in (outcomes.get(timeout=WAIT), outcomes.get(timeout=WAIT))}
+    deferred.go()
+    done = outcomes.get(timeout=WAIT)
     executor.shutdown()
-    assert sorted(got) == [1, 2]
-    assert got[2].value == "pipekit-worker"
+    assert (done.key, done.value) == (1, "pipekit-worker")
+
+
+def test_nothing_is_taken_while_a_worker_runs_a_job(deferred: type[_Deferred]) -> None:
+    """A worker's outcome must never wait behind a job the loop runs itself."""
+    executor = _executor(step=0.0001)
+    outcomes = _started(executor)
+    _learned(deferred, executor, outcomes)
+    gate = threading.Event()
+    started = threading.Event()
+
+    def blocker() -> str:
+        started.set()
+        gate.wait(WAIT)
+        return "gated"
+
+    executor.submit(_job(1, "slow", blocker))
+    deferred.go()
+    assert started.wait(WAIT)
+    executor.submit(_job(2, "t", _thread_name))  # a second worker is on its way
+
+    assert executor.run_quick() is None
+
+    gate.set()
+    keys = sorted(outcomes.get(timeout=WAIT).key for _ in range(2))
+    executor.shutdown()
+    assert keys == [1, 2]
 
 
 def test_an_empty_queue_gives_nothing_to_run() -> None:
     assert _executor(step=0.0).run_quick() is None
 
 
-def test_a_quick_task_that_ran_slowly_in_the_calling_thread_is_no_longer_quick() -> None:
-    executor = _executor(step=0.0001, max_workers=1)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
-    gate = _busy(executor, outcomes)
-    executor.submit(_job(2, "t", _thread_name))
+def test_a_quick_task_that_ran_slowly_in_the_calling_thread_is_no_longer_quick(
+    deferred: type[_Deferred],
+) -> None:
+    executor = _executor(step=0.0001)
+    outcomes = _started(executor)
+    _learned(deferred, executor, outcomes)
+    executor.submit(_job(1, "t", _thread_name))
     executor._timer.step = 0.01  # type: ignore[attr-defined]  # this attempt takes 10 ms
     assert executor.run_quick() is not None
-    executor.submit(_job(3, "t", _thread_name))
+    executor.submit(_job(2, "t", _thread_name))
 
     assert executor.run_quick() is None
 
-    gate.gate.set()
-    keys = sorted(outcomes.get(timeout=WAIT).key for _ in range(2))
+    deferred.go()
+    assert outcomes.get(timeout=WAIT).key == 2
     executor.shutdown()
-    assert keys == [1, 3]
 
 
-def test_ctrl_c_in_a_job_run_here_propagates_and_is_not_reported() -> None:
-    executor = _executor(step=0.0001, max_workers=1)
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
-    gate = _busy(executor, outcomes)
+@pytest.mark.parametrize(
+    ("raised", "escapes"), [(KeyboardInterrupt, True), (asyncio.CancelledError, False)]
+)
+def test_only_ctrl_c_escapes_a_job_run_here(
+    deferred: type[_Deferred], raised: type[BaseException], escapes: bool
+) -> None:
+    """Ctrl-C stops the run; any other exception fails the task, as on a worker."""
+    executor = _executor(step=0.0001)
+    outcomes = _started(executor)
+    _learned(deferred, executor, outcomes)
 
-    def interrupted() -> None:
-        raise KeyboardInterrupt
+    def fails() -> None:
+        raise raised
 
-    executor.submit(_job(2, "t", interrupted))
-    with pytest.raises(KeyboardInterrupt):
-        executor.run_quick()
-    gate.gate.set()
-    assert outcomes.get(timeout=WAIT).key == 1
+    executor.submit(_job(1, "t", fails))
+    if escapes:
+        with pytest.raises(raised):
+            executor.run_quick()
+    else:
+        done = executor.run_quick()
+        assert done is not None and not done.ok
+        assert isinstance(done.error, raised)
+    deferred.go()
     executor.shutdown()
     assert outcomes.empty()
 

@@ -83,13 +83,17 @@ def check_max_workers(max_workers: int | None) -> None:
 def invoke(job: Job) -> Outcome:
     """Run one job in the current thread with its task context set.
 
-    Every exception, ``SystemExit`` included (a task calling ``sys.exit()``), becomes a
-    failed :class:`Outcome`; only ``KeyboardInterrupt`` propagates, to stop the run.
+    Every exception becomes a failed :class:`Outcome`: ``SystemExit`` (a task calling
+    ``sys.exit()``) and other ``BaseException`` subclasses such as
+    ``asyncio.CancelledError`` included. Only ``KeyboardInterrupt`` propagates, to stop
+    the run.
     """
     token = _current.set(job.context)
     try:
         value = job.fn(*job.args, **job.kwargs)
-    except (Exception, SystemExit) as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the task's failure, whatever its class
         return Outcome(job.key, False, None, exc, format_error(exc))
     finally:
         _current.reset(token)
@@ -121,8 +125,8 @@ class Executor(Protocol):
     one that sets ``runs_inline = True`` (the sequential executor) lets the loop call
     every job without a timeout itself, as its :meth:`submit` would. One that defines
     ``run_quick() -> Outcome | None`` may run a queued job in the loop's thread where
-    the loop would wait for outcomes (with no deadline pending) and return its
-    outcome instead of reporting it.
+    the loop would wait for outcomes (with no deadline or retry pending) and return
+    its outcome instead of reporting it.
     """
 
     capacity: int

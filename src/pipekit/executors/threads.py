@@ -20,10 +20,11 @@ function, are not counted). ``shutdown()`` wakes every idle worker at once, to e
 
 The cheapest hand-off is none. The run loop runs a task in its own thread when it is
 the only one that can run (``inline_alone``), and, when it would otherwise wait for
-outcomes, it may take a queued job of a *quick* task (one whose last attempt in this
-executor took under ``quick`` seconds) and run it itself (:meth:`ThreadsExecutor.run_quick`).
-A backfill's many small tasks then run on the loop's thread from the second date on,
-while tasks that take longer, or are not known yet, keep going to the workers.
+outcomes while no worker runs a job, it may take a queued job of a *quick* task (one
+whose last attempt in this executor took under ``quick`` seconds) and run it itself
+(:meth:`ThreadsExecutor.run_quick`). A backfill's many small tasks then run on the
+loop's thread from the second date on, while tasks that take longer, or are not
+known yet, keep going to the workers.
 """
 
 from __future__ import annotations
@@ -186,19 +187,23 @@ class ThreadsExecutor:
         """Run the newest queued job in the calling thread if its task is quick; else None.
 
         The run loop calls this where it would wait for outcomes, when no attempt has a
-        deadline. A task is quick when its last attempt in this executor (on a worker
-        or here) took less than :attr:`quick` seconds: running it here costs no thread
-        hand-off (two wake-ups, 20-25 µs each on a small VM), where a worker would
-        only start it later. The job is taken off the queue, so it runs once, and its
-        outcome is returned instead of reported. The other queued jobs keep the worker
-        already sent for them: a job that waits for another queued one is not stuck
-        behind this thread. A ``KeyboardInterrupt`` in the job propagates, as it would
-        from the loop's wait.
+        deadline and no retry is pending. A task is quick when its last attempt in this
+        executor (on a worker or here) took less than :attr:`quick` seconds: running it
+        here costs no thread hand-off (two wake-ups, 20-25 µs each on a small VM),
+        where a worker would only start it later. Nothing is taken while a worker runs
+        a job, so no worker's outcome waits behind this one. The job is taken off the
+        queue, so it runs once, and its outcome is returned instead of reported. The
+        other queued jobs keep the worker already sent for them, so a job that waits
+        for another queued one still meets it; while the job runs here, though, the
+        loop launches nothing, so a task that waits for a task that is not yet
+        launched (and not its upstream) waits for good: declare such a dependency, or
+        use ``quick=0``. Only a ``KeyboardInterrupt`` in the job propagates, as it
+        would from the loop's wait; other exceptions fail the attempt, as on a worker.
         """
         quick = self._quick
         with self._lock:
             jobs = self._jobs
-            if not jobs:
+            if not jobs or self._running:  # a worker's outcome never waits behind this
                 return None
             job = jobs[-1]
             ctx = job.context
@@ -208,7 +213,7 @@ class ThreadsExecutor:
         clock = self._timer
         began = clock()
         try:
-            return invoke(job)
+            return invoke(job)  # only KeyboardInterrupt escapes it
         finally:
             quick[ctx.dag, ctx.task] = clock() - began < self.quick
 
