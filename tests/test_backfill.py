@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 import pipekit
 from pipekit import PipekitError, backfill, dag, task
+from pipekit.executors import ThreadsExecutor
 from pipekit.stores import MemoryStore, SQLiteStore
 from pipekit.testing import FakeClock
 from tests.dags import backfillable as dags
@@ -683,6 +684,12 @@ def test_a_date_whose_rerun_cannot_start_is_reported_failed_and_the_rest_go_on(
         ("2024-01-01", "2024-01-02", {"max_active_runs": 0}, "max_active_runs=0"),
         ("2024-01-01", "2024-01-02", {"max_failures": 0}, "max_failures=0"),
         ("2024-01-01", "2024-01-02", {"delay": -1}, "delay=-1"),
+        (
+            "2024-01-01",
+            "2024-01-02",
+            {"executor": ThreadsExecutor(), "max_active_runs": 2},
+            r"serves one run at a time.*pass the executor by name",
+        ),
     ],
     ids=[
         "start-after-end",
@@ -697,6 +704,7 @@ def test_a_date_whose_rerun_cannot_start_is_reported_failed_and_the_rest_go_on(
         "zero-active-runs",
         "zero-max-failures",
         "negative-delay",
+        "shared-executor-object",
     ],
 )
 def test_bad_arguments_raise_before_anything_runs(

@@ -328,6 +328,14 @@ def test_serve_of_a_missing_path_is_an_error_naming_it(tmp_path: Path) -> None:
     assert repr(str(missing)) in str(info.value)
 
 
+def test_serve_refuses_an_executor_object_that_overlapping_runs_would_share() -> None:
+    """One executor object serves one run at a time; the scheduler's runs overlap."""
+    from pipekit.executors import ThreadsExecutor
+
+    with pytest.raises(PipekitError, match=r"executor=.* serves one run at a time.*by name"):
+        serve(nightly, once=True, executor=ThreadsExecutor())
+
+
 def test_serve_of_something_that_is_not_a_dag_or_path_is_an_error() -> None:
     """Only DAGs, files and folders can be served."""
     with pytest.raises(PipekitError, match="not a DAG"):

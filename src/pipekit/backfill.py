@@ -205,6 +205,12 @@ def backfill(
 
     name = logical_param(dag, param)
     _check_options(dag, name, reprocess, max_active_runs, max_failures, delay, params)
+    if max_active_runs > 1 and not isinstance(executor, str):
+        raise PipekitError(
+            f"backfill of {dag.name!r}: executor={executor!r} is an object, which serves one "
+            f"run at a time, and max_active_runs={max_active_runs} runs dates at once; pass "
+            "the executor by name (each date's thread gets its own) or max_active_runs=1"
+        )
     as_date = dag.params[name].kind == "date"
     dates = _dates(dag, start, end, step, as_date)
     if reverse:

@@ -64,10 +64,17 @@ def serve(
         The runs this call started, once they have ended, in start order.
 
     Raises:
-        PipekitError: nothing to serve, or a path that does not exist.
+        PipekitError: nothing to serve, a path that does not exist, or an executor
+            object (runs overlap; an executor object serves one run at a time).
     """
     if not dags_or_paths:
         raise PipekitError("serve() needs DAGs, DAG files or folders to serve")
+    if not isinstance(executor, str):
+        raise PipekitError(
+            f"serve(): executor={executor!r} is an object, which serves one run at a time, "
+            "and the scheduler runs intervals at once; pass the executor by name "
+            "('threads', 'processes', 'sequential' or 'dask'), so each run gets its own"
+        )
     scheduler = Scheduler(
         dags_or_paths, store=store, executor=executor, max_workers=max_workers, clock=clock
     )
