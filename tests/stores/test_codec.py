@@ -36,6 +36,26 @@ def test_text_is_the_utc_isoformat_with_microseconds_in_any_order(
         assert from_text(text) == stamp
 
 
+@pytest.mark.parametrize(
+    "later",
+    [
+        timedelta(seconds=1),
+        timedelta(minutes=1),
+        timedelta(hours=1),
+        timedelta(days=1),
+        timedelta(days=31),  # the month
+        timedelta(days=366),  # the year
+    ],
+    ids=["second", "minute", "hour", "day", "month", "year"],
+)
+def test_a_stamp_in_another_second_never_reuses_the_kept_text(later: timedelta) -> None:
+    """Two stamps in a row that differ in one field only: each gets its own text."""
+    first = datetime(2026, 1, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+    assert to_text(first, "run") == "2026-01-01T12:30:15.250000+00:00"
+    second = first + later
+    assert to_text(second, "run") == second.isoformat(timespec="microseconds")
+
+
 def test_a_pendulum_datetime_is_written_as_its_utc_instant() -> None:
     import pendulum
 
