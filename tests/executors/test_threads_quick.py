@@ -27,6 +27,7 @@ import pipekit
 from pipekit import dag, task
 from pipekit.context import TaskContext
 from pipekit.executors import Job, Outcome, ThreadsExecutor
+from pipekit.run import Run
 from pipekit.state import State
 from pipekit.stores.memory import MemoryStore
 
@@ -256,23 +257,32 @@ def fan(ds: date) -> None:
     total([branch(first) for _ in range(4)])
 
 
-def test_a_backfill_runs_quick_branches_in_the_loop_thread_after_the_first_date() -> None:
-    WHERE.clear()
-    store = MemoryStore()
+def _backfill(d: pipekit.DAG, end: str, max_workers: int) -> list[Run]:
+    """Each date's run of a backfill of ``d`` from 2026-01-01 on a quick-timed executor."""
     report = pipekit.backfill(
-        fan, "2026-01-01", "2026-01-06", store=store, executor=_executor(0.0001, 4), progress=False
+        d,
+        "2026-01-01",
+        end,
+        store=MemoryStore(),
+        executor=_executor(0.0001, max_workers),
+        progress=False,
     )
     runs = [o.run for o in report.dates.values()]
-    assert [r.tasks["total"].result for r in runs if r is not None] == [
-        4 * (day + 1) for day in range(1, 7)
-    ]
-    assert all(r is not None and r.state is State.SUCCESS for r in runs)
+    assert all(r is not None for r in runs)
+    return [r for r in runs if r is not None]
+
+
+def test_a_backfill_runs_quick_branches_in_the_loop_thread_after_the_first_date() -> None:
+    WHERE.clear()
+    runs = _backfill(fan, "2026-01-06", 4)
+    assert [r.tasks["total"].result for r in runs] == [4 * (day + 1) for day in range(1, 7)]
+    assert all(r.state is State.SUCCESS for r in runs)
     me = _thread_name()
     first_date, later = WHERE[:4], WHERE[4:]
     assert me not in {name for _, name in first_date}  # not known yet: all on workers
     assert me in {name for _, name in later}
     assert len(later) == 20  # each branch ran once per date, wherever it ran
-    attempts = [t.attempts for r in runs if r is not None for t in r.tasks.values()]
+    attempts = [t.attempts for r in runs for t in r.tasks.values()]
     assert set(attempts) == {1}
 
 
@@ -294,17 +304,9 @@ def rendezvous(ds: date) -> None:
 def test_a_job_run_in_the_loop_thread_never_holds_up_one_it_waits_for() -> None:
     """Two tasks that wait for each other: the one left queued still gets a worker."""
     BARRIER.reset()
-    report = pipekit.backfill(
-        rendezvous,
-        "2026-01-01",
-        "2026-01-04",
-        store=MemoryStore(),
-        executor=_executor(0.0001, 2),
-        progress=False,
-    )
-    runs = [o.run for o in report.dates.values()]
+    runs = _backfill(rendezvous, "2026-01-04", 2)
     assert len(runs) == 4
-    assert all(r is not None and r.state is State.SUCCESS for r in runs)
+    assert all(r.state is State.SUCCESS for r in runs)
 
 
 @task(timeout=10)
@@ -322,15 +324,9 @@ def timed_fan(ds: date) -> None:
 def test_tasks_with_a_timeout_always_run_on_workers() -> None:
     """A deadline must be watched while it runs: the loop never takes such a job itself."""
     WHERE.clear()
-    report = pipekit.backfill(
-        timed_fan,
-        "2026-01-01",
-        "2026-01-04",
-        store=MemoryStore(),
-        executor=_executor(0.0001, 3),
-        progress=False,
-    )
-    assert all(o.run is not None and o.run.state is State.SUCCESS for o in report.dates.values())
+    runs = _backfill(timed_fan, "2026-01-04", 3)
+    assert len(runs) == 4
+    assert all(r.state is State.SUCCESS for r in runs)
     assert len(WHERE) == 12
     assert _thread_name() not in {name for _, name in WHERE}
 
