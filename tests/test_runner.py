@@ -258,6 +258,30 @@ def test_keyboard_interrupt_records_states_and_reraises(memory_store: MemoryStor
     assert ran == ["first"]
 
 
+class Shutdown(BaseException):
+    """What a signal handler or a framework (pytest-timeout, gevent) raises to interrupt."""
+
+
+def test_an_interrupting_base_exception_in_the_loop_thread_stops_the_run(
+    memory_store: MemoryStore,
+) -> None:
+    """Not a task failure: like Ctrl-C, it propagates and the run is recorded interrupted."""
+
+    @task
+    def stopped() -> None:
+        raise Shutdown("time is up")
+
+    @dag
+    def halted() -> None:
+        stopped()
+
+    with pytest.raises(Shutdown, match="time is up"):
+        halted.run(store=memory_store, executor="sequential")
+    (run,) = memory_store.list_runs(dag="halted")
+    assert (run.state, run.error) == ("failed", "run interrupted by Shutdown")
+    assert run.tasks["stopped"].error == "run interrupted by Shutdown"
+
+
 def test_default_store_is_sqlite_under_pipekit_home(pipekit_home: Any) -> None:
     """Without store=, history goes to $PIPEKIT_HOME/history.db."""
     run = etl.run(ds="2024-01-05")

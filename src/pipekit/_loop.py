@@ -25,7 +25,7 @@ from pipekit._binding import bind_planned, plans_for
 from pipekit.callbacks import Callback, Dispatcher, Event
 from pipekit.context import TaskContext, _current
 from pipekit.errors import TaskTimeout
-from pipekit.executors.base import Executor, Job, Outcome, format_error
+from pipekit.executors.base import Executor, Job, Outcome, format_error, task_failed
 from pipekit.results.store import StoreResults, dumps
 from pipekit.retry import NO_RETRY
 from pipekit.run import Run, TaskRun
@@ -195,9 +195,9 @@ class Loop:
             token = _current.set(ctx)
             try:
                 value = task.fn(*args, **kwargs)
-            except KeyboardInterrupt:
-                raise  # stops the run; the attempt is closed as interrupted
-            except BaseException as exc:  # the task's failure, as on a worker (see invoke)
+            except BaseException as exc:
+                if not task_failed(exc):
+                    raise  # Ctrl-C or the like stops the run; the attempt is closed then
                 del running[-1]
                 self.conclude(tid, number, False, None, exc, format_error(exc))
                 return

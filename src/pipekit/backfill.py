@@ -198,7 +198,8 @@ def backfill(
 
     Raises:
         PipekitError: bad arguments (start after end, an unparsable date, an unknown
-            ``reprocess`` or ``param``, a bad run parameter), before anything runs.
+            ``reprocess`` or ``param``, a bad run parameter, an executor object with
+            ``max_active_runs`` above 1), before anything runs.
     """
     from pipekit.config import resolve_store
     from pipekit.params import bind_params, encode_params
@@ -209,7 +210,8 @@ def backfill(
         raise PipekitError(
             f"backfill of {dag.name!r}: executor={executor!r} is an object, which serves one "
             f"run at a time, and max_active_runs={max_active_runs} runs dates at once; pass "
-            "the executor by name (each date's thread gets its own) or max_active_runs=1"
+            "the executor by name (each date's thread gets its own; 'dask' with "
+            "$PIPEKIT_DASK_ADDRESS naming the cluster) or max_active_runs=1"
         )
     as_date = dag.params[name].kind == "date"
     dates = _dates(dag, start, end, step, as_date)

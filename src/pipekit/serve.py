@@ -69,12 +69,6 @@ def serve(
     """
     if not dags_or_paths:
         raise PipekitError("serve() needs DAGs, DAG files or folders to serve")
-    if not isinstance(executor, str):
-        raise PipekitError(
-            f"serve(): executor={executor!r} is an object, which serves one run at a time, "
-            "and the scheduler runs intervals at once; pass the executor by name "
-            "('threads', 'processes', 'sequential' or 'dask'), so each run gets its own"
-        )
     scheduler = Scheduler(
         dags_or_paths, store=store, executor=executor, max_workers=max_workers, clock=clock
     )
@@ -98,6 +92,13 @@ class Scheduler:
         from pipekit.clock import SystemClock
         from pipekit.config import resolve_store
 
+        if not isinstance(executor, str):
+            raise PipekitError(
+                f"serve: executor={executor!r} is an object, which serves one run at a time, "
+                "and the scheduler runs intervals at once; pass the executor by name "
+                "('threads', 'processes', 'sequential', or 'dask' with $PIPEKIT_DASK_ADDRESS "
+                "naming the cluster), so each run gets its own"
+            )
         self.static: list[DAG] = []
         self.paths: list[Path] = []
         for src in sources:

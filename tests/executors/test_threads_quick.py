@@ -5,8 +5,8 @@ executor for a queued job of a *quick* task (its last attempt in this executor t
 under ``quick`` seconds) and runs it itself. These tests pin which jobs qualify (timed
 with an injected timer, and with worker threads that start only when the test says,
 so nothing depends on the machine's speed), that nothing is taken while a worker runs
-a job, that such a job runs once and is returned instead of reported, that only a
-Ctrl-C escapes it, that a job waiting for another queued job still meets it, that
+a job, that such a job runs once and is returned instead of reported, that only an
+interruption (Ctrl-C) escapes it, that a job waiting for another queued job still meets it, that
 tasks with a timeout keep going to workers, and that a Ctrl-C inside such a job in a
 run still leaves an accurate history.
 """
@@ -197,13 +197,18 @@ def test_a_quick_task_that_ran_slowly_in_the_calling_thread_is_no_longer_quick(
     executor.shutdown()
 
 
+class _Shutdown(BaseException):
+    """What a signal handler or a framework raises to interrupt the program."""
+
+
 @pytest.mark.parametrize(
-    ("raised", "escapes"), [(KeyboardInterrupt, True), (asyncio.CancelledError, False)]
+    ("raised", "escapes"),
+    [(KeyboardInterrupt, True), (_Shutdown, True), (asyncio.CancelledError, False)],
 )
-def test_only_ctrl_c_escapes_a_job_run_here(
+def test_only_an_interruption_escapes_a_job_run_here(
     deferred: type[_Deferred], raised: type[BaseException], escapes: bool
 ) -> None:
-    """Ctrl-C stops the run; any other exception fails the task, as on a worker."""
+    """Ctrl-C (or a signal handler's exception) stops the run; a task's error fails it."""
     executor = _executor(step=0.0001)
     outcomes = _started(executor)
     _learned(deferred, executor, outcomes)

@@ -8,6 +8,7 @@ retries and timeouts live in the loop, every executor behaves the same way.
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,16 @@ from typing import Any, Protocol, runtime_checkable
 from pipekit.context import TaskContext, _current
 from pipekit.errors import PipekitError
 
-__all__ = ["Executor", "Job", "Outcome", "Report", "check_max_workers", "format_error", "invoke"]
+__all__ = [
+    "Executor",
+    "Job",
+    "Outcome",
+    "Report",
+    "check_max_workers",
+    "format_error",
+    "invoke",
+    "task_failed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +90,34 @@ def check_max_workers(max_workers: int | None) -> None:
         )
 
 
+def task_failed(exc: BaseException) -> bool:
+    """Whether ``exc``, raised out of a task, is the task's own failure.
+
+    Every ``Exception`` is, and so are ``SystemExit`` (a task calling ``sys.exit()``),
+    ``GeneratorExit`` and ``asyncio.CancelledError`` (an event loop inside the task was
+    cancelled). Any other ``BaseException``, ``KeyboardInterrupt`` first, is an
+    interruption of the program, raised in the thread that runs the loop by a signal
+    handler or a framework (pytest's outcomes, ``gevent.Timeout``): it stops the run.
+    """
+    if isinstance(exc, Exception | SystemExit | GeneratorExit):
+        return True
+    asyncio = sys.modules.get("asyncio")  # raised from asyncio only if it is imported
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+
+
 def invoke(job: Job) -> Outcome:
     """Run one job in the current thread with its task context set.
 
-    Every exception becomes a failed :class:`Outcome`: ``SystemExit`` (a task calling
-    ``sys.exit()``) and other ``BaseException`` subclasses such as
-    ``asyncio.CancelledError`` included. Only ``KeyboardInterrupt`` propagates, to stop
-    the run.
+    An exception that is the task's failure (see :func:`task_failed`) becomes a failed
+    :class:`Outcome`; any other (``KeyboardInterrupt``, an exception a signal handler
+    raises) propagates, to stop the run.
     """
     token = _current.set(job.context)
     try:
         value = job.fn(*job.args, **job.kwargs)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # the task's failure, whatever its class
+    except BaseException as exc:
+        if not task_failed(exc):
+            raise
         return Outcome(job.key, False, None, exc, format_error(exc))
     finally:
         _current.reset(token)

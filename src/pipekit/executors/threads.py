@@ -191,14 +191,18 @@ class ThreadsExecutor:
         executor (on a worker or here) took less than :attr:`quick` seconds: running it
         here costs no thread hand-off (two wake-ups, 20-25 µs each on a small VM),
         where a worker would only start it later. Nothing is taken while a worker runs
-        a job, so no worker's outcome waits behind this one. The job is taken off the
+        a job; a worker that takes another queued job meanwhile waits, for its outcome
+        to be read, as long as this job runs (under ``quick`` seconds the last time,
+        unless the task got slower). The job is taken off the
         queue, so it runs once, and its outcome is returned instead of reported. The
         other queued jobs keep the worker already sent for them, so a job that waits
         for another queued one still meets it; while the job runs here, though, the
         loop launches nothing, so a task that waits for a task that is not yet
         launched (and not its upstream) waits for good: declare such a dependency, or
-        use ``quick=0``. Only a ``KeyboardInterrupt`` in the job propagates, as it
-        would from the loop's wait; other exceptions fail the attempt, as on a worker.
+        use ``quick=0``. An exception that is the task's failure fails the attempt, as
+        on a worker; a ``KeyboardInterrupt`` (or another interruption, see
+        :func:`~pipekit.executors.base.task_failed`) propagates, as it would from the
+        loop's wait.
         """
         quick = self._quick
         with self._lock:
@@ -213,7 +217,7 @@ class ThreadsExecutor:
         clock = self._timer
         began = clock()
         try:
-            return invoke(job)  # only KeyboardInterrupt escapes it
+            return invoke(job)  # only an interruption (Ctrl-C) escapes it
         finally:
             quick[ctx.dag, ctx.task] = clock() - began < self.quick
 
