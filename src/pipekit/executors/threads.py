@@ -193,21 +193,21 @@ class ThreadsExecutor:
         where a worker would only start it later. Nothing is taken while a worker runs
         a job; a worker that takes another queued job meanwhile waits, for its outcome
         to be read, as long as this job runs (under ``quick`` seconds the last time,
-        unless the task got slower). The job is taken off the
-        queue, so it runs once, and its outcome is returned instead of reported. The
-        other queued jobs keep the worker already sent for them, so a job that waits
-        for another queued one still meets it; while the job runs here, though, the
-        loop launches nothing, so a task that waits for a task that is not yet
-        launched (and not its upstream) waits for good: declare such a dependency, or
-        use ``quick=0``. An exception that is the task's failure fails the attempt, as
-        on a worker; a ``KeyboardInterrupt`` (or another interruption, see
+        unless the task got slower). The job is taken off the queue, so it runs once,
+        and its outcome is returned instead of reported. The other queued jobs keep
+        the worker already sent for them, so a job that waits for another queued one
+        still meets it; while the job runs here, though, the loop launches nothing, so
+        a task that waits for a task that is not yet launched (and not its upstream)
+        waits for good: declare such a dependency, or use ``quick=0``. An exception
+        that is the task's failure fails the attempt, as on a worker; a
+        ``KeyboardInterrupt`` (or another interruption, see
         :func:`~pipekit.executors.base.task_failed`) propagates, as it would from the
         loop's wait.
         """
         quick = self._quick
         with self._lock:
             jobs = self._jobs
-            if not jobs or self._running:  # a worker's outcome never waits behind this
+            if not jobs or self._running:  # never while a worker runs a job
                 return None
             job = jobs[-1]
             ctx = job.context
