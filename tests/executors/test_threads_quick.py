@@ -91,28 +91,28 @@ def deferred(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Deferred]]:
     _Deferred.go()  # no thread is left unstarted, holding a count in the pool
 
 
-def _learned(
-    deferred: type[_Deferred], executor: ThreadsExecutor, outcomes: queue.SimpleQueue[Outcome]
-) -> None:
-    """Run task ``t`` once on a worker, then end the workers: the next job stays queued."""
+def _knows_t(
+    deferred: type[_Deferred], step: float = 0.0001, quick: float = 0.001
+) -> tuple[ThreadsExecutor, queue.SimpleQueue[Outcome]]:
+    """A started executor that ran task ``t`` once on a worker and then ended its workers.
+
+    Its attempts all seem to take ``step`` seconds; the next job stays queued until
+    ``deferred.go()`` starts a worker for it. Returns the executor and its outcomes.
+    """
+    executor = _executor(step, quick=quick)
+    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    executor.start(outcomes.put)
     executor.submit(_job(0, "t", _thread_name))
     deferred.go()
     assert outcomes.get(timeout=WAIT).value == "pipekit-worker"
     executor.shutdown()
-
-
-def _started(executor: ThreadsExecutor) -> queue.SimpleQueue[Outcome]:
-    outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-    executor.start(outcomes.put)
-    return outcomes
+    return executor, outcomes
 
 
 def test_a_queued_job_of_a_quick_task_runs_in_the_calling_thread_once(
     deferred: type[_Deferred],
 ) -> None:
-    executor = _executor(step=0.0001)
-    outcomes = _started(executor)
-    _learned(deferred, executor, outcomes)
+    executor, outcomes = _knows_t(deferred)
     executor.submit(_job(1, "t", _thread_name))  # queued: its worker is not there yet
 
     done = executor.run_quick()
@@ -136,9 +136,7 @@ def test_a_queued_job_of_a_quick_task_runs_in_the_calling_thread_once(
 def test_jobs_not_known_to_be_quick_stay_with_the_workers(
     deferred: type[_Deferred], step: float, quick: float, task_id: str
 ) -> None:
-    executor = _executor(step, quick=quick)
-    outcomes = _started(executor)
-    _learned(deferred, executor, outcomes)
+    executor, outcomes = _knows_t(deferred, step, quick)
     executor.submit(_job(1, task_id, _thread_name))
 
     assert executor.run_quick() is None
@@ -151,9 +149,7 @@ def test_jobs_not_known_to_be_quick_stay_with_the_workers(
 
 def test_nothing_is_taken_while_a_worker_runs_a_job(deferred: type[_Deferred]) -> None:
     """A worker's outcome must never wait behind a job the loop runs itself."""
-    executor = _executor(step=0.0001)
-    outcomes = _started(executor)
-    _learned(deferred, executor, outcomes)
+    executor, outcomes = _knows_t(deferred)
     gate = threading.Event()
     started = threading.Event()
 
@@ -182,9 +178,7 @@ def test_an_empty_queue_gives_nothing_to_run() -> None:
 def test_a_quick_task_that_ran_slowly_in_the_calling_thread_is_no_longer_quick(
     deferred: type[_Deferred],
 ) -> None:
-    executor = _executor(step=0.0001)
-    outcomes = _started(executor)
-    _learned(deferred, executor, outcomes)
+    executor, outcomes = _knows_t(deferred)
     executor.submit(_job(1, "t", _thread_name))
     executor._timer.step = 0.01  # type: ignore[attr-defined]  # this attempt takes 10 ms
     assert executor.run_quick() is not None
@@ -209,9 +203,7 @@ def test_only_an_interruption_escapes_a_job_run_here(
     deferred: type[_Deferred], raised: type[BaseException], escapes: bool
 ) -> None:
     """Ctrl-C (or a signal handler's exception) stops the run; a task's error fails it."""
-    executor = _executor(step=0.0001)
-    outcomes = _started(executor)
-    _learned(deferred, executor, outcomes)
+    executor, outcomes = _knows_t(deferred)
 
     def fails() -> None:
         raise raised
