@@ -688,7 +688,7 @@ def test_a_date_whose_rerun_cannot_start_is_reported_failed_and_the_rest_go_on(
             "2024-01-01",
             "2024-01-02",
             {"executor": ThreadsExecutor(), "max_active_runs": 2},
-            r"serves one run at a time.*pass the executor by name",
+            r"serves one run at a time.*pass a factory.*by name",
         ),
     ],
     ids=[

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from pipekit.clock import Clock
     from pipekit.dag import DAG
-    from pipekit.executors.base import Executor
+    from pipekit.executors.base import Executor, ExecutorSpec
     from pipekit.stores.base import Store
 
 __all__ = ["Backfill", "progress_bar"]
@@ -114,7 +114,7 @@ class Backfill:
         param: str,
         per_date: dict[Any, dict[str, Any]],
         store: Store,
-        executor: str | Executor,
+        executor: ExecutorSpec,
         max_workers: int | None,
         retries: bool,
         reprocess: str,
@@ -136,20 +136,23 @@ class Backfill:
         self.log = structlog.get_logger("pipekit").bind(dag=dag.name)
         # Shared by every date of a run(): one group-commit writer (a date's history is
         # committed with the next ones', not on its own; made by run()), and per backfill
-        # thread one executor by name, reused date after date (its threads or worker
-        # processes stay up).
+        # thread one executor made by name or factory, reused date after date (its
+        # threads or worker processes stay up).
         self._local = threading.local()
         self._engines: list[Executor] = []
         self._engines_lock = threading.Lock()
 
-    def _engine(self) -> tuple[str | Executor, bool]:
+    def _engine(self) -> tuple[ExecutorSpec, bool]:
         """This thread's executor for the next date, and whether it is kept across dates."""
-        if not isinstance(self.executor, str) or self.executor not in _REUSABLE:
+        from pipekit.executors import is_factory, make_executor
+
+        if isinstance(self.executor, str):
+            if self.executor not in _REUSABLE:
+                return self.executor, False
+        elif not is_factory(self.executor):
             return self.executor, False
         engine: Executor | None = getattr(self._local, "engine", None)
         if engine is None:
-            from pipekit.executors import make_executor
-
             engine = make_executor(self.executor, self.max_workers)
             self._local.engine = engine
             with self._engines_lock:
@@ -165,16 +168,22 @@ class Backfill:
         with self._engines_lock:
             if engine in self._engines:
                 self._engines.remove(engine)
-        engine.shutdown(cancel=True)
+        from pipekit.executors import dispose
+
+        dispose(engine, cancel=True)
 
     def _release(self) -> None:
         """Shut down the executors kept across dates, and commit the last history."""
         with self._engines_lock:
             engines, self._engines = self._engines, []
         self._local = threading.local()
-        for engine in engines:
-            engine.shutdown()
-        self.writer.close()
+        from pipekit.executors import dispose
+
+        try:
+            for engine in engines:
+                dispose(engine)
+        finally:
+            self.writer.close()
 
     def _unrecorded(self, outcomes: dict[Any, DateOutcome]) -> None:
         """Mark failed each date whose history could not all be committed."""

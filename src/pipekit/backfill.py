@@ -22,7 +22,7 @@ from pipekit.state import State
 if TYPE_CHECKING:
     from pipekit.clock import Clock
     from pipekit.dag import DAG
-    from pipekit.executors.base import Executor
+    from pipekit.executors.base import ExecutorSpec
     from pipekit.run import Run
     from pipekit.stores.base import Store
 
@@ -160,7 +160,7 @@ def backfill(
     max_failures: int | None = None,
     progress: bool | None = None,
     store: Store | str | None = None,
-    executor: str | Executor = "threads",
+    executor: ExecutorSpec = "threads",
     max_workers: int | None = None,
     clock: Clock | None = None,
     **params: Any,
@@ -188,7 +188,9 @@ def backfill(
         progress: a tqdm progress bar over dates (default: shown in a terminal or a
             notebook, hidden when output is not interactive).
         store: the history (default: the configured store).
-        executor: the executor of each date's run.
+        executor: the executor of each date's run: a name, an object (with
+            ``max_active_runs=1`` only), or a factory making one (each backfill thread
+            calls it once and keeps what it made from date to date).
         max_workers: tasks at once within each date's run.
         clock: time source (tests pass a fake clock; ``delay`` sleeps on it).
         **params: the other run parameters, the same for every date.
@@ -199,19 +201,22 @@ def backfill(
     Raises:
         PipekitError: bad arguments (start after end, an unparsable date, an unknown
             ``reprocess`` or ``param``, a bad run parameter, an executor object with
-            ``max_active_runs`` above 1), before anything runs.
+            ``max_active_runs`` above 1), before anything runs; an executor factory
+            that fails or makes no executor, when the first date would start.
     """
     from pipekit.config import resolve_store
+    from pipekit.executors import check_executor, is_factory
     from pipekit.params import bind_params, encode_params
 
     name = logical_param(dag, param)
     _check_options(dag, name, reprocess, max_active_runs, max_failures, delay, params)
-    if max_active_runs > 1 and not isinstance(executor, str):
+    check_executor(executor, max_workers)
+    if max_active_runs > 1 and not isinstance(executor, str) and not is_factory(executor):
         raise PipekitError(
             f"backfill of {dag.name!r}: executor={executor!r} is an object, which serves one "
             f"run at a time, and max_active_runs={max_active_runs} runs dates at once; pass "
-            "the executor by name (each date's thread gets its own; 'dask' with "
-            "$PIPEKIT_DASK_ADDRESS naming the cluster) or max_active_runs=1"
+            "a factory making one (executor=lambda: ...; each date's thread makes its own), "
+            "the executor by name, or max_active_runs=1"
         )
     as_date = dag.params[name].kind == "date"
     dates = _dates(dag, start, end, step, as_date)

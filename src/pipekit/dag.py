@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import networkx
 
     from pipekit.clock import Clock
-    from pipekit.executors.base import Executor
+    from pipekit.executors.base import ExecutorSpec
     from pipekit.run import Run
     from pipekit.stores.base import Store
 
@@ -377,7 +377,7 @@ class DAG:
     def run(
         self,
         *,
-        executor: str | Executor = "threads",
+        executor: ExecutorSpec = "threads",
         max_workers: int | None = None,
         store: Store | str | None = None,
         raise_on_failure: bool = True,
@@ -387,7 +387,9 @@ class DAG:
         """Run every task once its upstream tasks have succeeded, and return the :class:`Run`.
 
         Args:
-            executor: "sequential", "threads" (default), "processes", or an executor object.
+            executor: "sequential", "threads" (default), "processes", "dask", an executor
+                object, or a factory making one for this run (a class or a
+                zero-argument callable).
             max_workers: how many tasks may run at once (default: the executor's).
             store: the run-history store, or a URL naming one (``"sqlite:///h.db"``,
                 ``"postgresql://..."``, ``"memory://"``); default: ``pipekit.configure``'s,

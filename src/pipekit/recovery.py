@@ -22,7 +22,7 @@ from pipekit.state import State
 if TYPE_CHECKING:
     from pipekit.clock import Clock
     from pipekit.dag import DAG
-    from pipekit.executors.base import Executor
+    from pipekit.executors.base import ExecutorSpec
     from pipekit.results.base import ResultStore
     from pipekit.run import Run
     from pipekit.runner import Resume
@@ -39,7 +39,7 @@ def rerun(
     tasks: Iterable[str] | None = None,
     downstream: bool = True,
     store: Store | str | None = None,
-    executor: str | Executor = "threads",
+    executor: ExecutorSpec = "threads",
     max_workers: int | None = None,
     retries: bool = True,
     raise_on_failure: bool = True,
@@ -57,7 +57,8 @@ def rerun(
         tasks: also run these tasks even if they succeeded (Airflow's "clear").
         downstream: with ``tasks``, also run all their descendants.
         store: the history holding the run (default: the configured store).
-        executor: "sequential", "threads", "processes" or an executor object.
+        executor: "sequential", "threads", "processes", "dask", an executor object,
+            or a factory making one for this run.
         max_workers: how many tasks may run at once.
         retries: False runs each task once, whatever its retry policy.
         raise_on_failure: raise :class:`pipekit.RunFailed` if the run fails again.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from pipekit.clock import Clock
     from pipekit.dag import DAG
-    from pipekit.executors.base import Executor
+    from pipekit.executors.base import Executor, ExecutorSpec
     from pipekit.stores.base import Store
 
 __all__ = ["Resume", "execute", "new_run_id"]
@@ -110,16 +110,38 @@ def _begin(
         log.info("run_started", params=encoded, tasks=todo, **tag)
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A run's executor, and what the run does with it when it ends."""
+
+    engine: Executor
+    owned: bool
+    """Made for this run (by name or factory): shut down and closed when it ends."""
+    keep: bool
+    """The caller's next run reuses it: left running (still cancelled on an interrupt)."""
+
+    def release(self, *, cancel: bool = False) -> None:
+        """Let go of the executor as the run ends (``cancel``: killing what still runs)."""
+        if self.keep and not cancel:
+            return
+        if self.owned and not self.keep:
+            from pipekit.executors import dispose
+
+            dispose(self.engine, cancel=cancel)
+        else:
+            self.engine.shutdown(cancel=cancel)
+
+
 def _abandon(
     loop: Loop,
-    engine: Executor,
+    held: _Held,
     writer: GroupCommit,
     shared: bool,
     exc: BaseException,
     tag: dict[str, Any],
 ) -> None:
     """The loop stopped on ``exc``: kill what runs, record the run failed, call callbacks."""
-    engine.shutdown(cancel=True)
+    held.release(cancel=True)
     error: str | None = None
     try:
         error = loop.interrupt(exc)
@@ -134,11 +156,25 @@ def _abandon(
     loop.finish(_FAILED, error)
 
 
+def _commit_end(writer: GroupCommit, shared: bool, dag: DAG, run_id: str) -> None:
+    """Commit the whole run now: before run() returns and before run callbacks fire.
+
+    (The callbacks may read the history, also when the writer is shared.)
+    """
+    if not shared:
+        try:
+            writer.flush(run_id)
+        finally:
+            writer.close()
+    elif dag.on_success or dag.on_failure:
+        writer.flush(run_id)
+
+
 def execute(
     dag: DAG,
     params: Mapping[str, Any],
     *,
-    executor: str | Executor,
+    executor: ExecutorSpec,
     max_workers: int | None,
     store: Store | str | None,
     raise_on_failure: bool,
@@ -154,7 +190,8 @@ def execute(
     Args:
         dag: the DAG.
         params: its run parameters, as given (checked and converted here).
-        executor: an executor name or object.
+        executor: an executor name, object or factory (an executor made here, by name
+            or factory, is shut down and closed after the run).
         max_workers: bound on concurrent tasks for a named executor.
         store: the history store (None: the default).
         raise_on_failure: raise :class:`pipekit.RunFailed` when the run fails.
@@ -173,7 +210,7 @@ def execute(
 
     from pipekit.clock import SystemClock
     from pipekit.config import resolve_store
-    from pipekit.executors import make_executor
+    from pipekit.executors import is_factory, make_executor
     from pipekit.results import results_for
 
     bound = bind_params(dag.name, dag.params, params, dag.tz)
@@ -181,6 +218,8 @@ def execute(
     history = resolve_store(store)
     results = results_for(history)
     engine = make_executor(executor, max_workers)
+    owned = isinstance(executor, str) or is_factory(executor)
+    held = _Held(engine, owned, keep_executor)
     clock = clock or SystemClock()
     now = clock.now()
     if resume is None:
@@ -208,28 +247,23 @@ def execute(
         encoded=encoded,
         history=history,
     )
-    _begin(writer, dag, run_id, now, started_at, encoded, resume, log, tag)
+    try:
+        _begin(writer, dag, run_id, now, started_at, encoded, resume, log, tag)
+    except BaseException:
+        held.release()
+        raise
     engine.start(loop.outcomes.put)
     try:
         loop.loop()
     except BaseException as exc:  # Ctrl-C or a store failure: record what we know, re-raise
-        _abandon(loop, engine, writer, shared_writer, exc, tag)
+        _abandon(loop, held, writer, shared_writer, exc, tag)
         raise
-    if not keep_executor:
-        engine.shutdown()
+    held.release()
     failed = any(s is _FAILED or s is _UPSTREAM_FAILED for s in loop.state.values())
     state = _FAILED if failed else _SUCCESS
     ended_at = clock.now()
     writer.record([RunEnded(run_id, state, ended_at)])
-    # The whole run is committed before run() returns, and before run callbacks fire
-    # (they may read the history), also when the writer is shared.
-    if not shared_writer:
-        try:
-            writer.flush(run_id)
-        finally:
-            writer.close()
-    elif dag.on_success or dag.on_failure:
-        writer.flush(run_id)
+    _commit_end(writer, shared_writer, dag, run_id)
     (log.error if failed else log.info)("run_finished", state=str(state), **tag)
     loop.finish(state, None)
     run = loop.build(state, started_at, ended_at, None)

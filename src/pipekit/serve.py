@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pipekit.clock import Clock
-    from pipekit.executors.base import Executor
+    from pipekit.executors.base import ExecutorSpec
     from pipekit.run import Run
     from pipekit.stores.base import Store
 
@@ -42,7 +42,7 @@ def serve(
     *dags_or_paths: DAG | str | Path,
     store: Store | str | None = None,
     once: bool = False,
-    executor: str | Executor = "threads",
+    executor: ExecutorSpec = "threads",
     max_workers: int | None = None,
     clock: Clock | None = None,
     poll: float = 1.0,
@@ -54,8 +54,9 @@ def serve(
         *dags_or_paths: DAG objects, DAG files, or folders of DAG files.
         store: the history to read and write (default: the configured store).
         once: make one pass (start every due run, wait for them) and return.
-        executor: the executor of each run.
-        max_workers: tasks at once within each run.
+        executor: the executor of each run: a name, or a factory (a class or a
+            zero-argument callable) that each run calls to make its own.
+        max_workers: tasks at once within each run (with a name only).
         clock: time source (tests pass :class:`pipekit.testing.FakeClock`).
         poll: seconds between passes when nothing is due sooner.
         stop: an event that stops the scheduler when set (for embedding and tests).
@@ -64,8 +65,9 @@ def serve(
         The runs this call started, once they have ended, in start order.
 
     Raises:
-        PipekitError: nothing to serve, a path that does not exist, or an executor
-            object (runs overlap; an executor object serves one run at a time).
+        PipekitError: nothing to serve, a path that does not exist, an unknown
+            executor name, ``max_workers`` without a name, or an executor object (runs
+            overlap; an executor object serves one run at a time).
     """
     if not dags_or_paths:
         raise PipekitError("serve() needs DAGs, DAG files or folders to serve")
@@ -83,7 +85,7 @@ class Scheduler:
         sources: Iterable[DAG | str | Path],
         *,
         store: Store | str | None,
-        executor: str | Executor,
+        executor: ExecutorSpec,
         max_workers: int | None,
         clock: Clock | None,
     ) -> None:
@@ -91,14 +93,15 @@ class Scheduler:
 
         from pipekit.clock import SystemClock
         from pipekit.config import resolve_store
+        from pipekit.executors import check_executor, is_factory
 
-        if not isinstance(executor, str):
+        if not isinstance(executor, str) and not is_factory(executor):
             raise PipekitError(
                 f"serve: executor={executor!r} is an object, which serves one run at a time, "
-                "and the scheduler runs intervals at once; pass the executor by name "
-                "('threads', 'processes', 'sequential', or 'dask' with $PIPEKIT_DASK_ADDRESS "
-                "naming the cluster), so each run gets its own"
+                "and the scheduler runs intervals at once; pass a factory making one "
+                "(executor=lambda: ...; each run makes its own) or the executor by name"
             )
+        check_executor(executor, max_workers)
         self.static: list[DAG] = []
         self.paths: list[Path] = []
         for src in sources:

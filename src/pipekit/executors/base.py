@@ -19,6 +19,8 @@ from pipekit.errors import PipekitError
 
 __all__ = [
     "Executor",
+    "ExecutorFactory",
+    "ExecutorSpec",
     "Job",
     "Outcome",
     "Report",
@@ -170,3 +172,11 @@ class Executor(Protocol):
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release workers; kill running jobs when ``cancel``."""
         ...
+
+
+ExecutorFactory = Callable[[], Executor]
+"""A class or a zero-argument callable that makes an executor: each run that is given
+one makes its own executor with it (``executor=lambda: ThreadsExecutor(quick=0)``)."""
+
+ExecutorSpec = str | Executor | ExecutorFactory
+"""What ``executor=`` accepts: a name, an executor object, or an :data:`ExecutorFactory`."""
