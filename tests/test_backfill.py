@@ -914,3 +914,21 @@ def test_progress_default_is_on_in_a_terminal(
     monkeypatch.setattr(sys, "stderr", terminal)
     backfill(backfillable, "2024-01-01", "2024-01-03", store=memory_store)
     assert "3/3" in terminal.getvalue()
+
+
+def test_a_date_run_by_hand_with_another_offset_counts_as_done(memory_store: MemoryStore) -> None:
+    """Backfill matches recorded runs by instant, whatever offset they were given with."""
+    calls: list[str] = []
+
+    @task
+    def note(ts: object) -> None:
+        calls.append(str(ts))
+
+    @dag(tz="America/New_York")
+    def ny_hourly(ts: dt.datetime) -> None:
+        note(ts)
+
+    ny_hourly.run(ts="2024-01-03T05:00:00Z", store=memory_store, executor="sequential")
+    report = backfill(ny_hourly, "2024-01-03", "2024-01-04", store=memory_store, progress=False)
+    assert report.skipped == [pendulum.datetime(2024, 1, 3, tz="America/New_York")]
+    assert len(calls) == 2

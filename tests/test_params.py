@@ -127,3 +127,62 @@ def test_encode_params_makes_json_values() -> None:
     assert encoded == {"ds": "2024-01-05", "xs": [1, 2], "m": {"k": ["2024-01-01"]}}
     with pytest.raises(pipekit.ParamError, match="'obj'"):
         encode_params("d", {"obj": object()})
+
+
+def test_an_offset_that_is_the_dag_zones_reads_back_as_the_zone() -> None:
+    """A recorded "+02:00" is Europe/Berlin again: a day later is midnight, DST and all."""
+    bound = bind_params(
+        "typed",
+        typed.params,
+        {"ds": "2024-01-05", "at": "2024-03-31T00:00:00+01:00"},
+        "Europe/Berlin",
+    )
+    assert bound["at"].timezone_name == "Europe/Berlin"
+    assert bound["at"].add(days=1).isoformat() == "2024-04-01T00:00:00+02:00"
+    other = bind_params(
+        "typed",
+        typed.params,
+        {"ds": "2024-01-05", "at": "2024-03-31T00:00:00+05:00"},
+        "Europe/Berlin",
+    )
+    assert other["at"].utcoffset() == dt.timedelta(hours=5)  # not the zone's: kept as given
+
+
+@task
+def seen_types(ds: object, at: object, since: object) -> tuple[str, str, str]:
+    return (type(at).__name__, str(at), type(since).__name__)
+
+
+@dag(tz="America/New_York")
+def defaulted(
+    ds: dt.date,
+    at: dt.datetime = dt.datetime(2024, 1, 1, 6),
+    since: dt.date = "2024-01-01",  # type: ignore[assignment]
+) -> None:
+    seen_types(ds, at, since)
+
+
+def test_defaults_are_converted_like_given_values() -> None:
+    """A naive datetime default is placed in the DAG's zone and a date string becomes a
+    Date, as when passed, so the first run and its re-run see the same values."""
+    store = pipekit.stores.MemoryStore()
+    run = defaulted.run(ds="2024-03-01", store=store)
+    assert run.tasks["seen_types"].result == (
+        "DateTime",
+        "2024-01-01 06:00:00-05:00",
+        "Date",
+    )
+    assert run.params["at"] == pendulum.datetime(2024, 1, 1, 6, tz="America/New_York")
+    again = pipekit.rerun(run.id, store=store, tasks=["seen_types"])
+    assert again.tasks["seen_types"].result == run.tasks["seen_types"].result
+
+
+def test_a_bad_default_is_a_param_error_naming_it() -> None:
+    """A default that cannot be converted is reported like a bad given value."""
+
+    @dag
+    def bad_default(ds: dt.date = "yesterday") -> None:  # type: ignore[assignment]
+        echo(ds)
+
+    with pytest.raises(pipekit.ParamError, match=r"'ds'='yesterday' is not an ISO date"):
+        bad_default.run(store=pipekit.stores.MemoryStore())

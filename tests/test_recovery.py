@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -345,3 +345,29 @@ def test_prune_removes_old_results_and_rerun_recomputes(
     assert again.state == "success"
     with pytest.raises(pipekit.PipekitError, match="timedelta"):
         pipekit.prune(older_than=30, store=store)  # type: ignore[arg-type]
+
+
+def test_a_rerun_gets_datetimes_in_the_dag_zone_as_the_first_run_did(
+    memory_store: MemoryStore,
+) -> None:
+    """The recorded "+01:00" of a Berlin datetime is read back as Europe/Berlin, so date
+    arithmetic in the re-run (a day later, across DST) gives the first run's answer."""
+    seen: list[tuple[str, str]] = []
+    failing = {"on": True}
+
+    @task
+    def window(ts: object) -> None:
+        seen.append((str(ts.tzinfo), ts.add(days=1).isoformat()))  # type: ignore[attr-defined]
+        if failing["on"]:
+            raise ConnectionError("warehouse down")
+
+    @dag(tz="Europe/Berlin")
+    def berlin_daily(ts: datetime) -> None:
+        window(ts)
+
+    run = berlin_daily.run(
+        ts="2024-03-31T00:00:00", store=memory_store, raise_on_failure=False, executor="sequential"
+    )
+    failing["on"] = False
+    pipekit.rerun(run.id, store=memory_store, executor="sequential")
+    assert seen == [("Europe/Berlin", "2024-04-01T00:00:00+02:00")] * 2

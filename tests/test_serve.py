@@ -609,3 +609,23 @@ def test_a_signal_stops_serve_cleanly_after_the_running_run_ends(
     assert runs[0].state == "success" and runs[0].ended_at is not None
     assert runs[0].tasks["nap"].state == "success"
     assert iso(runs[0].params["ds"]) == line.split()[1]
+
+
+def test_an_interval_run_by_hand_with_another_offset_is_not_run_again(
+    memory_store: MemoryStore,
+) -> None:
+    """Runs are matched by instant: 05:00Z by hand is New York's midnight interval."""
+    calls: list[str] = []
+
+    @task
+    def note(ts: object) -> None:
+        calls.append(str(ts))
+
+    @dag(schedule="@daily", start="2024-01-03", tz="America/New_York")
+    def ny_daily(ts: dt.datetime) -> None:
+        note(ts)
+
+    ny_daily.run(ts="2024-01-03T05:00:00Z", store=memory_store, executor="sequential")
+    runs = serve(ny_daily, store=memory_store, once=True, clock=at("2024-01-04T06:00"))
+    assert runs == []
+    assert len(calls) == 1

@@ -9,7 +9,6 @@ raise: the :class:`pipekit.BackfillReport` says what happened to each date.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
@@ -131,10 +130,6 @@ def _calendar_parts(step: timedelta) -> tuple[int, int, int, float]:
     return years, months, days, step.seconds + step.microseconds / 1e6
 
 
-def _key(params: Mapping[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
-
-
 def _want_progress(progress: bool | None) -> bool:
     if progress is not None:
         return progress
@@ -206,7 +201,7 @@ def backfill(
     """
     from pipekit.config import resolve_store
     from pipekit.executors import check_executor, is_factory
-    from pipekit.params import bind_params, encode_params
+    from pipekit.params import bind_params, encode_params, recorded_key
 
     name = logical_param(dag, param)
     _check_options(dag, name, reprocess, max_active_runs, max_failures, delay, params)
@@ -226,11 +221,11 @@ def backfill(
     history = resolve_store(store)
     latest: dict[str, Run] = {}
     for recorded in history.list_runs(dag=dag.name):  # newest first: keep the first per key
-        latest.setdefault(_key(recorded.params), recorded)
+        latest.setdefault(recorded_key(dag.params, recorded.params), recorded)
 
     plan: dict[Any, DateOutcome] = {}
     for d in dates:
-        previous = latest.get(_key(encode_params(dag.name, per_date[d])))
+        previous = latest.get(recorded_key(dag.params, encode_params(dag.name, per_date[d])))
         if previous is None:
             plan[d] = DateOutcome("run", reason="no run yet")
         elif reprocess == "all":

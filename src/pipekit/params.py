@@ -2,7 +2,9 @@
 
 A DAG's parameters are its function's parameters; those without defaults are
 required. Parameters annotated as a date or datetime accept ISO strings and are
-converted with pendulum (strings without a zone are read in the DAG's timezone);
+converted with pendulum (strings without a zone are read in the DAG's timezone, and an
+offset that is that timezone's at the instant is read as the timezone, so a re-run of a
+recorded run gets the same values; defaults are converted too);
 ``int``, ``float`` and ``bool`` annotations accept their string forms, so values from
 a command line or a YAML file work as they are. Everything is checked before a run
 starts: a bad value raises :class:`pipekit.ParamError` naming it.
@@ -20,7 +22,7 @@ from typing import Any
 
 from pipekit.errors import DefinitionError, ParamError
 
-__all__ = ["Param", "bind_params", "encode_params", "signature_params"]
+__all__ = ["Param", "bind_params", "encode_params", "recorded_key", "signature_params"]
 
 _MISSING: Any = inspect.Parameter.empty
 _TRUE = {"true", "1", "yes", "y", "on"}
@@ -127,7 +129,12 @@ def _convert(dag: str, p: Param, value: Any, tz: str | None) -> Any:  # noqa: PL
         if isinstance(value, dt.datetime):
             if value.tzinfo is None:
                 return pendulum.instance(value, tz=tz or "UTC")
-            return pendulum.instance(value)
+            # An explicit offset wins, but one that is the DAG zone's at that instant
+            # means that zone: a recorded "+01:00" read back for a re-run is
+            # Europe/Berlin again, so its date arithmetic is the first run's.
+            given = pendulum.instance(value)
+            local = given.in_timezone(tz or "UTC")
+            return local if local.utcoffset() == given.utcoffset() else given
         if isinstance(value, dt.date):
             return pendulum.datetime(value.year, value.month, value.day, tz=tz or "UTC")
         raise _bad(dag, p.name, value, "a datetime", "pass a datetime or an ISO string")
@@ -185,8 +192,8 @@ def bind_params(
                 f"DAG {dag!r} needs parameter {name!r}; pass it, e.g. {dag}.run({name}=...)",
                 param=name,
             )
-        else:
-            out[name] = p.default
+        else:  # converted like a given value: a re-run reads it back from the history
+            out[name] = _convert(dag, p, p.default, tz)
     return out
 
 
@@ -219,3 +226,23 @@ def encode_params(dag: str, params: Mapping[str, Any]) -> dict[str, Any]:
                 param=name,
             ) from exc
     return out
+
+
+def recorded_key(declared: Mapping[str, Param], params: Mapping[str, Any]) -> str:
+    """A key that two runs' recorded ``params`` share when they mean the same values.
+
+    Datetime parameters are compared as instants: a run started by hand with
+    ``ts="2024-01-03T05:00:00Z"`` has the interval of a New York DAG's scheduled
+    ``2024-01-03T00:00:00-05:00``.
+    """
+    out: dict[str, Any] = dict(params)
+    for name, value in params.items():
+        p = declared.get(name)
+        if p is not None and p.kind == "datetime" and isinstance(value, str):
+            try:
+                moment = dt.datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if moment.tzinfo is not None:
+                out[name] = moment.astimezone(dt.UTC).isoformat()
+    return json.dumps(out, sort_keys=True, default=str)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pipekit.dag import DAG
 from pipekit.errors import PipekitError
+from pipekit.params import recorded_key
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -193,14 +194,22 @@ class Scheduler:
         values = [s.date() for s in starts] if as_date else starts
         with self.lock:  # read what this scheduler started before the history (no race)
             launched = self.launched | self.broken | self.elsewhere
-        recorded = {str(r.params.get(param)) for r in self.store.list_runs(dag=dag.name)}
+        recorded = {
+            self._interval_of(dag, param, r.params) for r in self.store.list_runs(dag=dag.name)
+        }
         out = []
         for v in values:
-            key = str(encode_params(dag.name, {param: v})[param])
-            if key in recorded or (dag.name, key) in launched:
+            encoded = encode_params(dag.name, {param: v})
+            key = str(encoded[param])
+            if recorded_key(dag.params, encoded) in recorded or (dag.name, key) in launched:
                 continue
             out.append(v)
         return out
+
+    @staticmethod
+    def _interval_of(dag: DAG, param: str, params: Mapping[str, Any]) -> str:
+        """The recorded run's interval, as a key equal for equal instants."""
+        return recorded_key(dag.params, {param: params.get(param)})
 
     # -- running -------------------------------------------------------------------------
 
@@ -265,8 +274,10 @@ class Scheduler:
         starts it again anyway); so does one whose store cannot be read.
         """
         try:
+            mine = recorded_key(dag.params, {param: key[1]})
             recorded = any(
-                str(r.params.get(param)) == key[1] for r in self.store.list_runs(dag=dag.name)
+                self._interval_of(dag, param, r.params) == mine
+                for r in self.store.list_runs(dag=dag.name)
             )
             if not recorded:
                 self.store.release(dag.name, key[1], self.owner)
