@@ -10,6 +10,8 @@ from typing import Any
 
 import pendulum
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pipekit
 from pipekit import DAG, DefinitionError, PipekitError, dag, task
@@ -455,3 +457,90 @@ def test_a_cron_string_that_never_fires_is_refused_at_definition(ds: str) -> Non
     with pytest.raises(DefinitionError) as info:
         scheduled("0 0 31 2 *", ds=ds)
     assert "'0 0 31 2 *'" in str(info.value)
+
+
+# -- fixed-hour cron strings across DST changes ------------------------------------------------
+
+
+def test_a_fixed_hour_cron_fires_once_on_the_day_its_time_happens_twice() -> None:
+    """'30 2 * * *' in Berlin on 2024-10-27 (02:30 twice): one run, at the first 02:30."""
+    d = scheduled("30 2 * * *", ds="datetime", tz="Europe/Berlin")
+    assert iso(d.logical_dates("2024-10-26", "2024-10-28T23:00")) == [
+        "2024-10-26T02:30:00+02:00",
+        "2024-10-27T02:30:00+02:00",
+        "2024-10-28T02:30:00+01:00",
+    ]
+
+
+def test_a_fixed_hour_cron_in_the_spring_gap_fires_an_hour_later_that_day() -> None:
+    """02:30 does not exist on 2024-03-31 in Berlin: the run comes at 03:30, once."""
+    d = scheduled("30 2 * * *", ds="datetime", tz="Europe/Berlin")
+    assert iso(d.logical_dates("2024-03-30", "2024-04-01T23:00")) == [
+        "2024-03-30T02:30:00+01:00",
+        "2024-03-31T03:30:00+02:00",
+        "2024-04-01T02:30:00+02:00",
+    ]
+
+
+def test_a_fixed_hour_cron_with_a_date_ds_is_accepted_near_the_autumn_change() -> None:
+    """Starting within weeks of a fall-back change used to look 'more than once a day'."""
+    d = scheduled("30 2 * * *", ds="date", tz="Europe/Berlin", start="2024-10-01")
+    assert d.logical_dates("2024-10-26", "2024-10-28") == [
+        pendulum.Date(2024, 10, 26),
+        pendulum.Date(2024, 10, 27),
+        pendulum.Date(2024, 10, 28),
+    ]
+
+
+def test_a_backfill_over_the_autumn_change_runs_each_day_once() -> None:
+    """The backfill over 26-28 October runs three dates, each once."""
+    d = scheduled("30 2 * * *", ds="date", tz="Europe/Berlin", name="nightly_dst")
+    store = MemoryStore()
+    report = pipekit.backfill(
+        d, "2024-10-26", "2024-10-28", progress=False, store=store, executor="sequential"
+    )
+    assert [x.isoformat() for x in report.dates] == ["2024-10-26", "2024-10-27", "2024-10-28"]
+    assert sorted(r.params["ds"] for r in store.list_runs()) == [
+        "2024-10-26",
+        "2024-10-27",
+        "2024-10-28",
+    ]
+
+
+def test_a_date_ds_backfill_includes_the_end_day_whatever_the_time_of_its_run() -> None:
+    """Start and end are days: a 02:30 DAG from the 1st to the 3rd runs three dates."""
+    d = scheduled("30 2 * * *", ds="date", tz="Europe/Berlin", name="late_nightly")
+    report = pipekit.backfill(
+        d, "2024-01-01", "2024-01-03", progress=False, store=MemoryStore(), executor="sequential"
+    )
+    assert [x.isoformat() for x in report.dates] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert [x.isoformat() for x in d.logical_dates("2024-01-01", "2024-01-03")] == [
+        "2024-01-01",
+        "2024-01-02",
+        "2024-01-03",
+    ]
+
+
+def test_an_hourly_cron_given_as_hours_still_steps_through_elapsed_time() -> None:
+    """'0 * * * *' covers every hour: 25 intervals on the autumn day, as @hourly."""
+    d = scheduled("0 * * * *", ds="datetime", tz="Europe/Berlin")
+    assert len(d.logical_dates("2024-10-27T00:00", "2024-10-27T23:59")) == 25
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    tz=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney", "UTC"]),
+    hour=st.integers(0, 23),
+    minute=st.sampled_from([0, 15, 30, 59]),
+)
+def test_a_daily_fixed_time_cron_fires_once_on_every_local_day_of_a_year(
+    tz: str, hour: int, minute: int
+) -> None:
+    """Whatever the zone and time (DST gaps and repeats included): one point per local
+    day, strictly increasing, at the cron's wall time unless that time does not exist."""
+    d = scheduled(f"{minute} {hour} * * *", ds="datetime", tz=tz)
+    points = d.logical_dates("2024-01-01", "2024-12-31T23:59")
+    assert [p.date() for p in points] == [pendulum.Date(2024, 1, 1).add(days=i) for i in range(366)]
+    assert all(a < b for a, b in itertools.pairwise(points))
+    off_time = [p for p in points if (p.hour, p.minute) != (hour, minute)]
+    assert len(off_time) <= 1  # only the spring day, when the time falls in the gap

@@ -86,8 +86,9 @@ def _dates(dag: DAG, start: Any, end: Any, step: Any, as_date: bool) -> list[Any
             "on the command line)"
         )
     if step is None and dag.schedule is not None:  # the schedule's own logical dates
-        points = dag.schedule.logical_dates(first, last)
-        return [p.date() for p in points] if as_date else points
+        if as_date:  # every point on the days from start to end, whatever its time
+            return [p.date() for p in dag.schedule.points_on_days(first, last)]
+        return list(dag.schedule.logical_dates(first, last))
     if step is None:
         step = timedelta(days=1)
     if not isinstance(step, timedelta):

@@ -327,7 +327,9 @@ class DAG:
         """The logical dates of the DAG's schedule that fall in [start, end].
 
         Each is what the logical-date parameter receives: a pendulum Date when it is
-        annotated as a date, else a pendulum DateTime in the DAG's timezone.
+        annotated as a date (then every point on the local days from start to end
+        counts, whatever its time of day), else a pendulum DateTime in the DAG's
+        timezone.
 
         Raises:
             DefinitionError: the DAG has no schedule.
@@ -337,10 +339,10 @@ class DAG:
                 f"DAG {self.name!r} has no schedule; give @dag(schedule=...) or pass step= "
                 "to backfill"
             )
-        points = self.schedule.logical_dates(start, end)
         if self.logical_param and self.params[self.logical_param].kind == "date":
-            return [p.date() for p in points]
-        return points
+            first, last = self.schedule.localize(start), self.schedule.localize(end)
+            return [p.date() for p in self.schedule.points_on_days(first.date(), last.date())]
+        return list(self.schedule.logical_dates(start, end))
 
     def _check_outputs(self) -> None:
         from pipekit.outputs import output_fields

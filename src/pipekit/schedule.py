@@ -8,13 +8,15 @@ Schedules are 5-field cron strings (parsed by croniter), presets (``@hourly``,
 ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``) or fixed durations (a timedelta or
 pendulum Duration, anchored at the DAG's ``start``). Times are computed by pendulum in
 the DAG's timezone, so they are right across daylight-saving changes: an hourly DAG in
-Europe/Berlin has 23 intervals on 2024-03-31 and 25 on 2024-10-27.
+Europe/Berlin has 23 intervals on 2024-03-31 and 25 on 2024-10-27, and a cron string with
+fixed hours keeps its local time, once a day (02:30 on the day 02:30 happens twice; 03:30
+on the day it does not exist).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pipekit.errors import DefinitionError
@@ -51,7 +53,8 @@ class Schedule:
     anchor: datetime | None
     text: str
 
-    def _local(self, moment: Any) -> Any:
+    def localize(self, moment: Any) -> Any:
+        """``moment`` (a date, datetime or ISO string; naive: local) as a DateTime in tz."""
         import pendulum
 
         if isinstance(moment, datetime):
@@ -62,19 +65,53 @@ class Schedule:
             return pendulum.datetime(moment.year, moment.month, moment.day, tz=self.tz)
         if isinstance(moment, str):
             parsed = pendulum.parse(moment, tz=self.tz, exact=True)
-            return self._local(parsed)
+            return self.localize(parsed)
         raise TypeError(f"not a date or datetime: {moment!r}")
+
+    @property
+    def _wall_clock(self) -> bool:
+        """Whether cron points are local wall-clock times (the hour field is fixed).
+
+        A cron string with fixed hours ("30 2 * * *") fires once at that local time,
+        also on the day clocks go back and 02:30 happens twice (the first one counts)
+        and on the day they go forward and 02:30 does not exist (03:30 then). One that
+        covers every hour ("0 * * * *") steps through elapsed time instead, so a Berlin
+        hourly DAG has 25 intervals on the autumn DST day.
+        """
+        assert self.cron is not None
+        return self.cron.split()[1] not in ("*", "*/1", "0-23")
+
+    def _from_wall(self, naive: datetime) -> Any:
+        """A local wall-clock time as an instant, DST changes resolved as cron does.
+
+        A repeated time is its first pass; a time in a gap is read with the offset
+        before the gap (02:30 on the spring day becomes 03:30).
+        """
+        from zoneinfo import ZoneInfo
+
+        import pendulum
+
+        placed = naive.replace(tzinfo=ZoneInfo(self.tz), fold=0)
+        return pendulum.instance(placed.astimezone(UTC)).in_timezone(self.tz)
 
     def next_after(self, moment: Any) -> Any:
         """The first schedule point strictly after ``moment`` (a pendulum DateTime in tz)."""
-        local = self._local(moment)
+        local = self.localize(moment)
         if self.cron is not None:
             from croniter import croniter
 
+            if self._wall_clock:
+                wall = local.naive()
+                nxt = croniter(self.cron, wall).get_next(datetime)
+                point = self._from_wall(nxt)
+                while point <= local:  # a gap moved it back behind moment: step on
+                    nxt = croniter(self.cron, nxt).get_next(datetime)
+                    point = self._from_wall(nxt)
+                return point
             nxt = croniter(self.cron, local).get_next(datetime)
-            return self._local(nxt)
+            return self.localize(nxt)
         assert self.every is not None and self.anchor is not None
-        anchor = self._local(self.anchor)
+        anchor = self.localize(self.anchor)
         if local < anchor:
             return anchor
         step = self.every.total_seconds()
@@ -83,15 +120,24 @@ class Schedule:
 
     def floor(self, moment: Any) -> Any:
         """The last schedule point at or before ``moment`` (None if there is none)."""
-        local = self._local(moment)
+        local = self.localize(moment)
         if self.cron is not None:
             from croniter import croniter
 
+            if self._wall_clock:
+                wall = local.naive().replace(second=0, microsecond=0)
+                if not croniter.match(self.cron, wall):
+                    wall = croniter(self.cron, wall).get_prev(datetime)
+                point = self._from_wall(wall)
+                while point > local:  # the repeated hour's second pass, or a gap's shift
+                    wall = croniter(self.cron, wall).get_prev(datetime)
+                    point = self._from_wall(wall)
+                return point
             if croniter.match(self.cron, local):
                 return local.replace(second=0, microsecond=0)
-            return self._local(croniter(self.cron, local).get_prev(datetime))
+            return self.localize(croniter(self.cron, local).get_prev(datetime))
         assert self.every is not None and self.anchor is not None
-        anchor = self._local(self.anchor)
+        anchor = self.localize(self.anchor)
         if local < anchor:
             return None
         k = int((local - anchor).total_seconds() // self.every.total_seconds())
@@ -99,8 +145,8 @@ class Schedule:
 
     def logical_dates(self, start: Any, end: Any) -> list[Any]:
         """Every schedule point in [start, end], in order (pendulum DateTimes in tz)."""
-        first = self._local(start)
-        last = self._local(end)
+        first = self.localize(start)
+        last = self.localize(end)
         out = []
         point = self.floor(first)
         if point is None or point < first:
@@ -110,9 +156,21 @@ class Schedule:
             point = self.next_after(point)
         return out
 
+    def points_on_days(self, first: date, last: date) -> list[Any]:
+        """Every schedule point whose local date is in [first, last], in order.
+
+        What a DAG whose logical date is a date runs for: a "30 2 * * *" DAG
+        backfilled from 2024-01-01 to 2024-01-03 runs three dates, the last one at
+        02:30 on the 3rd, after that day's midnight.
+        """
+        import pendulum
+
+        end = pendulum.datetime(last.year, last.month, last.day, tz=self.tz).add(days=1)
+        return self.logical_dates(first, end - timedelta(microseconds=1))
+
     def interval(self, logical: Any) -> tuple[Any, Any]:
         """The data interval that starts at ``logical``: (logical, next schedule point)."""
-        start = self._local(logical)
+        start = self.localize(logical)
         return start, self.next_after(start)
 
 
