@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pendulum
 import pytest
@@ -276,6 +277,60 @@ def test_ctrl_c_stops_launching_lets_the_running_date_end_and_returns_a_report(
     stored = memory_store.list_runs()
     assert len(stored) == 2 and {r.state for r in stored} == {"success"}
     assert "backfill_interrupted" in [e["event"] for e in logs]
+
+
+class _InterruptedPause(FakeClock):
+    """A clock whose first sleep receives a Ctrl-C, as a real pause would."""
+
+    def sleep(self, seconds: float) -> None:
+        first = not self.sleeps
+        super().sleep(seconds)
+        if first:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_during_the_delay_launches_no_more_dates(memory_store: MemoryStore) -> None:
+    """A Ctrl-C that lands in the pause between dates stops before the next date starts."""
+    try:
+        report = backfill(
+            backfillable,
+            "2024-01-01",
+            "2024-01-04",
+            delay=5,
+            clock=_InterruptedPause(),
+            store=memory_store,
+            progress=False,
+        )
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped pipekit.backfill")
+    assert iso(report.succeeded) == ["2024-01-01"]
+    assert iso(report.not_run) == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert dags.calls_of("extract") == ["2024-01-01"]
+
+
+def test_a_date_whose_history_could_not_be_recorded_shows_why_in_the_summary() -> None:
+    """A date whose tasks succeeded but whose history failed is listed with that error."""
+    from pipekit.errors import StoreError
+    from pipekit.stores.base import RunEnded, RunStarted
+
+    class FullDisk(MemoryStore):
+        doomed: ClassVar[set[str]] = set()
+
+        def record(self, changes: Any) -> None:
+            for c in changes:
+                if isinstance(c, RunStarted) and c.params.get("ds") == "2024-01-02":
+                    self.doomed.add(c.run_id)
+                if isinstance(c, RunEnded) and c.run_id in self.doomed:
+                    raise StoreError("database or disk is full")
+            super().record(changes)
+
+    report = backfill(backfillable, "2024-01-01", "2024-01-03", store=FullDisk(), progress=False)
+    assert iso(report.failed) == ["2024-01-02"]
+    assert re.search(
+        r"^  2024-01-02: history not recorded: StoreError: database or disk is full  \[run ",
+        str(report),
+        re.MULTILINE,
+    ), str(report)
 
 
 def test_delay_sleeps_on_the_injected_clock_between_launches(memory_store: MemoryStore) -> None:
@@ -690,6 +745,14 @@ def test_a_date_whose_rerun_cannot_start_is_reported_failed_and_the_rest_go_on(
             {"executor": ThreadsExecutor(), "max_active_runs": 2},
             r"serves one run at a time.*pass a factory.*by name",
         ),
+        (
+            "2024-01-01",
+            "2024-03-01",
+            {"step": pendulum.duration(months=-1)},
+            r"must be positive.*reverse=True",
+        ),
+        ("2024-01-01", "2024-01-02", {"executor": "thread"}, "executor='thread' is not known"),
+        ("2024-01-01", "2024-01-02", {"executor": ThreadsExecutor, "max_workers": 2}, "factory"),
     ],
     ids=[
         "start-after-end",
@@ -705,6 +768,9 @@ def test_a_date_whose_rerun_cannot_start_is_reported_failed_and_the_rest_go_on(
         "zero-max-failures",
         "negative-delay",
         "shared-executor-object",
+        "negative-months",
+        "unknown-executor",
+        "max-workers-with-factory",
     ],
 )
 def test_bad_arguments_raise_before_anything_runs(

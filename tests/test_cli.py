@@ -325,15 +325,21 @@ def test_backfill_failures_exit_1_and_rerunning_redoes_only_failed_tasks(
     ]
 
 
-def test_backfill_rerun_hint_reruns_only_the_failed_tasks(home: Path, tmp_path: Path) -> None:
-    """The command the failure summary suggests re-runs only the failed tasks of that backfill."""
+@pytest.mark.parametrize("reprocess", [[], ["--reprocess", "none"], ["--reprocess=all"]])
+def test_backfill_rerun_hint_reruns_only_the_failed_tasks(
+    home: Path, tmp_path: Path, reprocess: list[str]
+) -> None:
+    """The command the failure summary suggests re-runs only the failed tasks of that
+    backfill, also when the first one was given another --reprocess."""
     log = tmp_path / "calls.txt"
     args = ["backfill", DAILY, "--start", "2024-02-01", "--end", "2024-02-02", "-p", "region=us"]
+    args += reprocess
     first = pipekit(*args, env=env_for(home, CLI_CALLS=str(log), CLI_BROKEN="2024-02-02"))
     assert first.returncode == 1
     hint = first.stdout.strip().splitlines()[-1]
     prefix = "re-run only the failed tasks with pipekit "
     assert hint.startswith(prefix), hint
+    assert "--reprocess" not in hint
     before = len(calls(log))
     again = pipekit(*shlex.split(hint[len(prefix) :]), env=env_for(home, CLI_CALLS=str(log)))
     assert again.returncode == 0, again.stdout

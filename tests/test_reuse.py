@@ -14,6 +14,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import pendulum
 import pytest
 
 from pipekit import backfill
@@ -96,6 +97,18 @@ def test_a_second_ctrl_c_interrupts_the_running_date_and_still_returns_a_report(
     assert len(interrupted) == 1
     assert interrupted[0].tasks["load"].error == "run interrupted by KeyboardInterrupt"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert report.runs[pendulum.Date(2024, 1, 2)].id == interrupted[0].id
+    assert f"2024-01-02: KeyboardInterrupt  [run {interrupted[0].id}]" in str(report)
+
+    # rerun_failed() resumes the interrupted run (its extract and transform are done)
+    dags.HOOKS.clear()
+    dags.CALLS.clear()
+    again = report.rerun_failed()
+    assert [d.isoformat() for d in again.succeeded] == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert dags.calls_of("extract") == ["2024-01-03", "2024-01-04"]
+    assert dags.calls_of("load") == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert again.runs[pendulum.Date(2024, 1, 2)].id == interrupted[0].id
+    assert len(store.list_runs()) == 4
 
 
 def test_a_task_running_in_the_loop_thread_sees_its_start_committed(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipekit.clock import Clock
     from pipekit.dag import DAG
     from pipekit.executors.base import Executor, ExecutorSpec
+    from pipekit.run import Run
     from pipekit.stores.base import Store
 
 __all__ = ["Backfill", "progress_bar"]
@@ -291,12 +292,15 @@ class Backfill:
                     return True
                 if launched and delay:
                     self.clock.sleep(delay)
+                    if interrupt.requested:  # Ctrl-C during the pause: launch nothing more
+                        return True
                 d = pending[0]
                 try:
                     outcome = self.one(d, plan[d])
                 except KeyboardInterrupt:  # the second Ctrl-C: the date's run recorded it
                     self._drop_engine()
-                    outcome = DateOutcome(plan[d].action, None, "KeyboardInterrupt", "interrupted")
+                    run = self._recorded_run(d)  # so rerun_failed() resumes it
+                    outcome = DateOutcome(plan[d].action, run, "KeyboardInterrupt", "interrupted")
                     interrupt.requested = True
                 pending.pop(0)
                 launched = True
@@ -351,6 +355,19 @@ class Backfill:
         finally:
             pool.shutdown(wait=True)
         return stopped
+
+    def _recorded_run(self, d: Any) -> Run | None:
+        """The newest recorded run of date ``d`` (an interrupted one records its end)."""
+        from pipekit.params import encode_params, recorded_key
+
+        want = recorded_key(self.dag.params, encode_params(self.dag.name, self.per_date[d]))
+        try:  # (the interrupted run flushed its own history)
+            for run in self.store.list_runs(dag=self.dag.name):  # newest first
+                if recorded_key(self.dag.params, run.params) == want:
+                    return run
+        except Exception as exc:  # the store may be what failed: the date has no run then
+            self.log.warning("run_not_found", logical_date=str(d), error=str(exc))
+        return None
 
     def rerun_failed(self, report: BackfillReport) -> BackfillReport:
         """Re-run the unfinished tasks of each failed date (and start dates never run)."""

@@ -97,8 +97,11 @@ def _dates(dag: DAG, start: Any, end: Any, step: Any, as_date: bool) -> list[Any
             "pendulum.duration(...) such as timedelta(days=1)"
         )
     years, months, days, seconds = _calendar_parts(step)
-    if step <= timedelta(0) and not (years or months):
-        raise PipekitError(f"backfill of {dag.name!r}: step={step!r} must be positive")
+    if years * 12 + months < 0 or days < 0 or seconds < 0 or step <= timedelta(0):
+        raise PipekitError(
+            f"backfill of {dag.name!r}: step={step!r} must be positive (every part of it); "
+            "to run newest first, pass reverse=True"
+        )
     if as_date and seconds:
         raise PipekitError(
             f"backfill of {dag.name!r}: step={step!r} is not a whole number of days but the "

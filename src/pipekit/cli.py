@@ -238,10 +238,28 @@ def backfill(
         max_workers=max_workers,
         **_params(params),
     )
-    again = shlex.join(["pipekit", *sys.argv[1:]])  # the same command redoes the failures
+    again = shlex.join(["pipekit", *_redo_failures(sys.argv[1:])])
     click.echo(str(report).replace("report.rerun_failed()", again))
     if not report.ok and not dry_run:
         sys.exit(1)
+
+
+def _redo_failures(args: list[str]) -> list[str]:
+    """The backfill command line that redoes only the failures.
+
+    That is ``args`` without ``--reprocess`` (its default, failed, is what redoes
+    them) and without ``--dry-run``.
+    """
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--reprocess":
+            skip = True  # and its value
+        elif not arg.startswith("--reprocess=") and arg != "--dry-run":
+            out.append(arg)
+    return out
 
 
 @cli.command()

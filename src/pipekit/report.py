@@ -126,6 +126,8 @@ class BackfillReport:
     def _failure_line(self, d: date, o: DateOutcome) -> str:
         if o.run is None:
             return f"  {d}: {o.error}"
+        if o.error is not None:  # the date failed outside its tasks (its history, say)
+            return f"  {d}: {o.error}  [run {o.run.id}]"
         bad = [t for t in o.run.tasks.values() if t.state == State.FAILED]
         if not bad:
             return f"  {d}: run {o.run.id} {o.run.state} ({o.run.error or 'no task failed'})"
