@@ -747,3 +747,47 @@ def test_serve_of_a_missing_path_exits_2(home: Path, tmp_path: Path) -> None:
     """``serve`` of a path that does not exist exits 2 naming it."""
     proc = pipekit("serve", tmp_path / "nowhere", "--once", env=env_for(home))
     assert_usage_error(proc, "no such file or folder", "nowhere")
+
+
+BRACKETS = """\
+from pipekit import dag, task
+
+@task(name="load[us]")
+def load(pattern: str) -> None:
+    raise ValueError("missing column [amount] in [/data/us.csv] for " + pattern)
+
+@dag
+def brackets(pattern: str) -> None:
+    load(pattern)
+"""
+
+
+def test_recorded_text_with_brackets_is_printed_as_recorded(home: Path, tmp_path: Path) -> None:
+    """Task ids, params and errors are not read as rich markup: brackets stay, and a
+    '[/...]' in an error is not taken for a closing tag (which crashed show and run)."""
+    dag_file = tmp_path / "brackets.py"
+    dag_file.write_text(BRACKETS)
+    env = env_for(home)
+    ran = pipekit("run", f"{dag_file}:brackets", "-p", "pattern=[a-z]*.csv", env=env)
+    assert ran.returncode == 1, ran.stderr
+    error = "missing column [amount] in [/data/us.csv] for [a-z]*.csv"
+    assert f"FAILED load[us]: ValueError: {error}" in ran.stdout
+    run_id = run_id_of(ran.stdout)
+    shown = pipekit("show", run_id, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "pattern=[a-z]*.csv" in shown.stdout
+    assert "load[us]" in shown.stdout and "[amount]" in shown.stdout
+    listed = pipekit("runs", env=env)
+    assert "pattern=[a-z]*.csv" in listed.stdout
+    assert "Traceback" not in ran.stderr + shown.stderr + listed.stderr
+
+
+def test_runs_state_filter_accepts_any_case(home: Path, tmp_path: Path) -> None:
+    """--state FAILED lists the failed runs, as --state failed does."""
+    dag_file = tmp_path / "brackets.py"
+    dag_file.write_text(BRACKETS)
+    env = env_for(home)
+    ran = pipekit("run", f"{dag_file}:brackets", "-p", "pattern=x", env=env)
+    upper = pipekit("runs", "--state", "FAILED", env=env)
+    assert upper.returncode == 0, upper.stderr
+    assert run_id_of(upper.stdout) == run_id_of(ran.stdout)

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from pipekit.dag import DAG
     from pipekit.run import Run, TaskRun
 
-__all__ = ["graph_text", "print_table", "run_table", "runs_table", "tasks_table"]
+__all__ = ["graph_text", "plain", "print_table", "run_table", "runs_table", "tasks_table"]
 
 _STYLES = {
     "success": "green",
@@ -32,8 +33,21 @@ _STYLES = {
 }
 
 
-def _state(state: str) -> str:
-    return f"[{_STYLES.get(state, 'white')}]{state}[/]"
+def _state(state: str) -> Text:
+    from rich.text import Text
+
+    return Text(state, style=_STYLES.get(state, "white"))
+
+
+def plain(value: str) -> Text:
+    """Recorded text (ids, params, errors) as rich shows it: as is, never read as markup.
+
+    A task ``load[eu]`` or an error ``missing column [amount]`` keeps its brackets, and
+    ``[/data/x.csv]`` is not taken for a closing tag.
+    """
+    from rich.text import Text
+
+    return Text(value)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> str:
@@ -71,9 +85,9 @@ def runs_table(runs: list[Run]) -> Table:
     table.add_column("duration", justify="right", no_wrap=True)
     for r in runs:
         table.add_row(
-            r.id,
-            r.dag,
-            _params(r.params),
+            plain(r.id),
+            plain(r.dag),
+            plain(_params(r.params)),
             _state(str(r.state)),
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             _seconds(r.started_at, r.ended_at) or ("running" if r.state == "running" else ""),
@@ -94,11 +108,11 @@ def tasks_table(tasks: Mapping[str, TaskRun]) -> Table:
     for t in tasks.values():
         first = (t.error or "").strip().split("\n", 1)[0]
         table.add_row(
-            t.task_id,
+            plain(t.task_id),
             _state(str(t.state)),
             str(t.attempts),
             _seconds(t.started_at, t.ended_at),
-            first,
+            plain(first),
         )
     return table
 
@@ -110,14 +124,14 @@ def run_table(run: Run) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True)
     grid.add_column(no_wrap=True)
-    grid.add_row("run", run.id)
-    grid.add_row("dag", run.dag)
-    grid.add_row("params", _params(run.params))
+    grid.add_row("run", plain(run.id))
+    grid.add_row("dag", plain(run.dag))
+    grid.add_row("params", plain(_params(run.params)))
     grid.add_row("state", _state(str(run.state)))
     grid.add_row("started", f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC")
     grid.add_row("duration", _seconds(run.started_at, run.ended_at) or "not ended")
     if run.error:
-        grid.add_row("error", run.error)
+        grid.add_row("error", plain(run.error))
     return grid
 
 

@@ -116,13 +116,15 @@ def _show_run_and_exit(result: Any) -> None:
 
 
 def _print_failures(console: Any, run: Any, date: Any = None) -> None:
+    from rich.text import Text
+
     for t in run.tasks.values():
         if t.state == "failed":
             first = (t.error or "").strip().split("\n", 1)[0]
             when = f"{date}: " if date is not None else ""
-            console.print(
-                f"[bold red]FAILED[/] {when}{t.task_id}: {first}", highlight=False, soft_wrap=True
-            )
+            line = Text("FAILED", style="bold red")
+            line.append(f" {when}{t.task_id}: {first}")  # as recorded: no markup in it
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 _executor_option = click.option(
@@ -297,7 +299,10 @@ def rerun(
 @click.option("--dag", "dag_name", default=None, help="Only runs of this DAG.")
 @click.option(
     "--state",
-    type=click.Choice(["queued", "running", "success", "failed", "upstream_failed", "skipped"]),
+    type=click.Choice(
+        ["queued", "running", "success", "failed", "upstream_failed", "skipped"],
+        case_sensitive=False,  # FAILED works too; the choice arrives lower-case
+    ),
     default=None,
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
@@ -328,7 +333,9 @@ def show(ctx: click.Context, run_id: str) -> None:
     print_table(console, tasks_table(found.tasks))
     for t in found.tasks.values():
         if t.state == "failed" and t.error:
-            console.rule(f"{t.task_id} (attempt {t.attempts})", style="red")
+            from rich.text import Text
+
+            console.rule(Text(f"{t.task_id} (attempt {t.attempts})"), style="red")
             console.print(t.error, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -361,7 +368,7 @@ def list_dags(path: str) -> None:
     """
     from rich.table import Table
 
-    from pipekit._render import print_table
+    from pipekit._render import plain, print_table
     from pipekit.loader import dags_in, find_files, load_file
 
     table = Table(show_edge=False, header_style="bold")
@@ -383,7 +390,8 @@ def list_dags(path: str) -> None:
             params = ", ".join(
                 n if p.required else f"{n}={p.default!r}" for n, p in d.params.items()
             )
-            table.add_row(d.name, str(file), schedule, str(len(d.tasks)), params)
+            cells = (d.name, str(file), schedule, str(len(d.tasks)), params)
+            table.add_row(*(plain(c) for c in cells))
             count += 1
     if not count and not broken:
         _fail(
@@ -479,9 +487,13 @@ def serve(
     started = run_serve(*paths, store=_store(ctx), once=once, executor=executor, poll=poll)
     failed = [r for r in started if r.state != "success"]
     console = _console()
+    from rich.text import Text
+
     for r in started:
         console.print(
-            f"{r.id}  {r.dag}  {' '.join(f'{k}={v}' for k, v in r.params.items())}  {r.state}",
+            Text(
+                f"{r.id}  {r.dag}  {' '.join(f'{k}={v}' for k, v in r.params.items())}  {r.state}"
+            ),
             highlight=False,
             soft_wrap=True,
         )
