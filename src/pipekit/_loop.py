@@ -51,6 +51,9 @@ _UPSTREAM_FAILED, _SKIPPED = State.UPSTREAM_FAILED, State.SKIPPED
 # dates) never mistakes one run's attempt for another's.
 _KEYS = itertools.count()
 
+_UNFETCHABLE: Any = object()
+"""What :meth:`Loop.fetch` returns for a remote value that cannot be brought here."""
+
 
 class Recorder(Protocol):
     """What the loop writes history through (a store, or its group-commit writer)."""
@@ -79,6 +82,7 @@ class Loop:
         resume: Resume | None,
         encoded: Mapping[str, Any],
         history: Store,
+        outputs: Mapping[str, str],
     ) -> None:
         self.dag = dag
         self.run_id = run_id
@@ -110,6 +114,7 @@ class Loop:
         self.retries = retries
         self.force = force
         self.encoded = encoded
+        self.outputs = outputs  # each output= path, rendered before the run started
         self.dispatcher = Dispatcher(log)
         self.state: dict[str, State] = dict.fromkeys(dag.order, _QUEUED)
         self.attempts: dict[str, int] = {}
@@ -157,9 +162,7 @@ class Loop:
         task = node.task
         output = None
         if task.output is not None:
-            from pipekit.outputs import render_output
-
-            output = render_output(task.output, self.params)
+            output = self.outputs[tid]
             if tid not in self.force and os.path.exists(output):
                 self.skip_existing(tid, output)
                 return
@@ -326,14 +329,17 @@ class Loop:
         # Only values that another task receives are needed by a re-run.
         if task.persist and self.consumers[tid]:
             if self.inline_results:  # in the history: same transaction as the success
-                data = dumps(self.gather(value) if self.remote else value)
+                data = dumps(self.fetch(value)) if self.remote else dumps(value)
                 if data is not None:
                     self.record([ResultSaved(self.run_id, tid, data), end])
                 else:
                     self.record([end])
                 saved = data is not None
             else:
-                saved = self.result_store.save(self.run_id, tid, self.gather(value))
+                fetched = self.fetch(value) if self.remote else value
+                saved = fetched is not _UNFETCHABLE and self.result_store.save(
+                    self.run_id, tid, fetched
+                )
                 self.record([end])
             if not saved:
                 self.log.warning(
@@ -349,12 +355,31 @@ class Loop:
             self.notify(task.on_success, "success", tid, attempt=number, state=str(_SUCCESS))
         self.release(tid)
 
+    def fetch(self, value: Any) -> Any:
+        """A remote value fetched here, or :data:`_UNFETCHABLE` when it cannot be.
+
+        (A value the cluster cannot serialize.) It is then not saved, as an
+        unpicklable local value is not.
+        """
+        try:
+            return self.gather(value)
+        except Exception as exc:
+            self.log.warning("result_not_fetched", error=f"{type(exc).__name__}: {exc}")
+            return _UNFETCHABLE
+
     def mark_descendants(self, tid: str, state: State, now: datetime) -> None:
+        """Mark every queued descendant of ``tid`` with ``state``.
+
+        Skipped wins over upstream_failed, whichever upstream ended first: a task below
+        both a skip and a failure would not run once the failure is fixed, so it is
+        skipped (and a re-run leaves it alone), with every executor and timing.
+        """
         marked: list[str] = []
         stack = list(self.dag.downstream[tid])
+        overridable = (_QUEUED, _UPSTREAM_FAILED) if state is _SKIPPED else (_QUEUED,)
         while stack:
             d = stack.pop()
-            if self.state[d] is not _QUEUED:
+            if self.state[d] not in overridable:
                 continue  # already marked through another path
             self.state[d] = state
             marked.append(d)
@@ -445,8 +470,9 @@ class Loop:
         # Locals, and no identity call per task: a 10k-task run builds 10k of these.
         states, attempts, errors = self.state, self.attempts, self.errors
         starts, ends, results = self.started, self.ended, self.results
-        if self.remote:  # values the executor keeps remote: fetch them
-            results = {tid: self.gather(value) for tid, value in results.items()}
+        if self.remote:  # values the executor keeps remote: fetch them (None if none can be)
+            results = {tid: self.fetch(value) for tid, value in results.items()}
+            results = {t: None if v is _UNFETCHABLE else v for t, v in results.items()}
         tasks = {
             tid: TaskRun(
                 tid,

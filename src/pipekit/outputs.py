@@ -21,11 +21,14 @@ import string
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipekit.errors import DefinitionError, PipekitError
+from pipekit.errors import DefinitionError, ParamError, PipekitError
 
-__all__ = ["atomic_path", "output_fields", "render_output"]
+if TYPE_CHECKING:
+    from pipekit.dag import DAG
+
+__all__ = ["atomic_path", "output_fields", "render_output", "render_outputs"]
 
 
 @contextlib.contextmanager
@@ -108,3 +111,29 @@ def output_fields(template: str) -> list[str]:
 def render_output(template: str, params: Mapping[str, Any]) -> str:
     """Render an output template with run parameters (dates accept strftime specs)."""
     return template.format_map(params)
+
+
+def render_outputs(dag: DAG, params: Mapping[str, Any]) -> dict[str, str]:
+    """Each task's ``output=`` path for one run, rendered before anything runs.
+
+    Raises:
+        ParamError: a template that cannot be rendered with these values (a strftime
+            spec on a parameter that is not a date, say), naming the task and template.
+    """
+    out: dict[str, str] = {}
+    for tid, node in dag.tasks.items():
+        template = node.task.output
+        if template is None:
+            continue
+        try:
+            out[tid] = render_output(template, params)
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+            fields = output_fields(template)
+            shown = ", ".join(f"{k}={params[k]!r}" for k in fields if k in params)
+            raise ParamError(
+                f"DAG {dag.name!r}: output={template!r} of task {tid!r} cannot be rendered "
+                f"with {shown or 'no parameters'} ({type(exc).__name__}: {exc}); annotate "
+                "date parameters as dates (for strftime specs) or fix the template",
+                param=fields[0] if fields else "",
+            ) from exc
+    return out

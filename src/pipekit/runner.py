@@ -211,10 +211,12 @@ def execute(
     from pipekit.clock import SystemClock
     from pipekit.config import resolve_store
     from pipekit.executors import is_factory, make_executor
+    from pipekit.outputs import render_outputs
     from pipekit.results import results_for
 
     bound = bind_params(dag.name, dag.params, params, dag.tz)
     encoded = encode_params(dag.name, bound)
+    outputs = render_outputs(dag, bound)
     history = resolve_store(store)
     results = results_for(history)
     engine = make_executor(executor, max_workers)
@@ -246,13 +248,14 @@ def execute(
         resume=resume,
         encoded=encoded,
         history=history,
+        outputs=outputs,
     )
-    try:
+    try:  # an executor that cannot start (a cluster out of reach) leaves no run behind
+        engine.start(loop.outcomes.put)
         _begin(writer, dag, run_id, now, started_at, encoded, resume, log, tag)
     except BaseException:
         held.release()
         raise
-    engine.start(loop.outcomes.put)
     try:
         loop.loop()
     except BaseException as exc:  # Ctrl-C or a store failure: record what we know, re-raise
