@@ -791,3 +791,21 @@ def test_runs_state_filter_accepts_any_case(home: Path, tmp_path: Path) -> None:
     upper = pipekit("runs", "--state", "FAILED", env=env)
     assert upper.returncode == 0, upper.stderr
     assert RUN_ID.findall(upper.stdout) == [run_id_of(ran.stdout)]
+
+
+def test_list_and_validate_report_a_dag_name_defined_in_two_files(
+    home: Path, tmp_path: Path
+) -> None:
+    """Two files defining the same DAG name: list exits 1 and validate exits 2, naming both."""
+    for team in ("sales", "hr"):
+        (tmp_path / team).mkdir()
+        (tmp_path / team / "daily.yml").write_text("name: daily\ntasks:\n  work: {sh: echo hi}\n")
+    env = env_for(home)
+    listed = pipekit("list", str(tmp_path), env=env)
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    [line] = [x for x in listed.stderr.splitlines() if "defined 2 times" in x]
+    assert line.startswith("error: DAG name 'daily' is defined 2 times")
+    assert "sales" in line and "hr" in line
+    checked = pipekit("validate", str(tmp_path), env=env)
+    assert checked.returncode == 2
+    assert "DAG name 'daily' is defined 2 times" in checked.stderr

@@ -424,6 +424,24 @@ def test_serve_runs_the_dags_of_a_folder(
     ]
 
 
+def test_two_files_defining_one_dag_name_serve_neither_and_say_so(
+    tmp_path: Path, memory_store: MemoryStore, keep_sys_path: None
+) -> None:
+    """Runs are recorded by DAG name: two DAGs called the same would share one history,
+    so neither runs, and the error names both files; the other DAGs still run."""
+    (tmp_path / "sales").mkdir()
+    (tmp_path / "hr").mkdir()
+    write_dag(tmp_path / "sales" / "daily.py", "clash_daily", "2024-01-03")
+    write_dag(tmp_path / "hr" / "daily.py", "clash_daily", "2024-01-03")
+    write_dag(tmp_path / "other.py", "clash_other", "2024-01-03")
+    with capture_logs() as logs:
+        runs = serve(tmp_path, store=memory_store, once=True, clock=at("2024-01-04T00:30"))
+    assert [(r.dag, iso(r.params["ds"])) for r in runs] == [("clash_other", "2024-01-03")]
+    [clash] = [e for e in logs if e["event"] == "dag_name_clash"]
+    assert clash["dag"] == "clash_daily"
+    assert sorted(Path(f).parent.name for f in clash["files"]) == ["hr", "sales"]
+
+
 def test_a_single_dag_file_can_be_served(
     tmp_path: Path, memory_store: MemoryStore, keep_sys_path: None
 ) -> None:

@@ -377,6 +377,7 @@ def list_dags(path: str) -> None:
     count = 0
     files = find_files(path)
     broken: list[str] = []
+    files_of: dict[str, list[str]] = {}  # DAG name -> the files defining it
     for file in files:
         try:
             found = dags_in(load_file(file))
@@ -393,6 +394,8 @@ def list_dags(path: str) -> None:
             cells = (d.name, str(file), schedule, str(len(d.tasks)), params)
             table.add_row(*(plain(c) for c in cells))
             count += 1
+            files_of.setdefault(d.name, []).append(str(file))
+    broken.extend(f"error: {clash}" for clash in _name_clashes(files_of))
     if not count and not broken:
         _fail(
             f"no DAG found in {path!r}; DAG files are Python files defining functions "
@@ -404,6 +407,19 @@ def list_dags(path: str) -> None:
         click.echo(line, err=True)
     if broken:
         sys.exit(1)
+
+
+def _name_clashes(files_of: dict[str, list[str]]) -> list[str]:
+    """A message for each DAG name defined in more than one file.
+
+    Runs are recorded by DAG name, so ``serve`` runs neither of them.
+    """
+    return [
+        f"DAG name {name!r} is defined {len(where)} times ({', '.join(where)}); rename all "
+        "but one (@dag(name=...), or name: in YAML): serve runs none of them"
+        for name, where in files_of.items()
+        if len(where) > 1
+    ]
 
 
 def _shown(arg: str, file: Path) -> str:
@@ -429,6 +445,7 @@ def validate(paths: tuple[str, ...]) -> None:
     from pipekit.loader import dags_in, find_files, is_yaml, load_file
 
     found: list[str] = []
+    files_of: dict[str, list[str]] = {}  # DAG name -> the files defining it
     for arg in paths:
         try:
             files = find_files(arg)
@@ -440,15 +457,20 @@ def validate(paths: tuple[str, ...]) -> None:
             if is_yaml(file):
                 issues = problems(shown)
                 found.extend(str(p) for p in issues)
-                if not issues:
-                    click.echo(f"{shown}: ok")
-                continue
+                if issues:
+                    continue
             try:
                 names = [d.name for d in dags_in(load_file(file))]
             except PipekitError as exc:
                 found.append(f"{shown}: {exc}")
                 continue
-            click.echo(f"{shown}: ok ({len(names)} DAG{'s' if len(names) != 1 else ''})")
+            for name in names:
+                files_of.setdefault(name, []).append(shown)
+            if is_yaml(file):
+                click.echo(f"{shown}: ok")
+            else:
+                click.echo(f"{shown}: ok ({len(names)} DAG{'s' if len(names) != 1 else ''})")
+    found.extend(_name_clashes(files_of))
     for line in found:
         click.echo(" ".join(line.split()), err=True)  # one line per problem, whatever it holds
     if found:

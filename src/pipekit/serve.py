@@ -129,6 +129,7 @@ class Scheduler:
         self.broken: set[tuple[str, str]] = set()  # could not start: not tried again
         self.launched: set[tuple[str, str]] = set()  # every interval this scheduler started
         self.elsewhere: set[tuple[str, str]] = set()  # claimed by another scheduler
+        self.clashes: set[tuple[str, ...]] = set()  # DAG names defined twice, logged once
         # Who this scheduler is in the store's claims (unique across hosts and restarts).
         import socket
         import uuid
@@ -167,7 +168,37 @@ class Scheduler:
         out = list(self.static)
         for found in self.loaded.values():
             out.extend(found)
-        return [d for d in out if d.schedule is not None]
+        return [d for d in self._unique(out) if d.schedule is not None]
+
+    def _unique(self, dags: list[DAG]) -> list[DAG]:
+        """``dags`` without the names that are defined twice.
+
+        Runs are recorded by DAG name, so neither of two different DAGs called the same
+        is served (running the wrong one is worse); the clash is logged once, naming
+        the files.
+        """
+        by_name: dict[str, list[DAG]] = {}
+        for d in dags:
+            same = by_name.setdefault(d.name, [])
+            if not any(other is d for other in same):
+                same.append(d)
+        out = []
+        for name, found in by_name.items():
+            if len(found) == 1:
+                out.append(found[0])
+                continue
+            files = [str(d.file or d.module or "<DAG object>") for d in found]
+            if (name, *files) in self.clashes:
+                continue
+            self.clashes.add((name, *files))
+            self.log.error(
+                "dag_name_clash",
+                dag=name,
+                files=files,
+                error=f"DAG name {name!r} is defined {len(found)} times ({', '.join(files)}); "
+                "rename all but one (@dag(name=...) or name: in YAML): none of them is served",
+            )
+        return out
 
     def due(self, dag: DAG, now: Any) -> list[Any]:
         """Logical dates of ``dag`` whose interval has ended by ``now`` and that have no run."""
