@@ -522,18 +522,21 @@ def _finished_in_batch(changes: Sequence[Change]) -> dict[int, int]:
     Returns index of the start -> index of the end, and index of the end -> -1 (skip).
     Only attempts with nothing in between but other tasks' attempts, run starts and ends,
     and saved results are paired: applying both at the start's place then leaves
-    exactly the rows that applying them apart would.
+    exactly the rows that applying them apart would. Another attempt of the same task
+    starting or ending in between (its state would otherwise be overwritten by the
+    pair's, applied earlier) leaves the start unpaired.
     """
-    started: dict[tuple[str, str, int], int] = {}
+    started: dict[tuple[str, str], tuple[int, int]] = {}  # task -> (number, index)
     pairs: dict[int, int] = {}
     for i, c in enumerate(changes):
         kind = type(c)
         if kind is AttemptStarted:
-            started[(c.run_id, c.task_id, c.number)] = i  # type: ignore[union-attr]
+            # A start still open for this task stays unpaired: this one lies between.
+            started[(c.run_id, c.task_id)] = (c.number, i)  # type: ignore[union-attr]
         elif kind is AttemptEnded:
-            s = started.pop((c.run_id, c.task_id, c.number), None)  # type: ignore[union-attr]
-            if s is not None:
-                pairs[s] = i
+            s = started.pop((c.run_id, c.task_id), None)  # type: ignore[union-attr]
+            if s is not None and s[0] == c.number:  # type: ignore[union-attr]
+                pairs[s[1]] = i
                 pairs[i] = -1
         elif kind is not ResultSaved and kind is not RunStarted and kind is not RunEnded:
             # TaskStateSet, RunResumed, anything else: pair nothing across them.
