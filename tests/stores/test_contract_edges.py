@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipekit.errors import StoreError
 from pipekit.run import Attempt, TaskRun
 from pipekit.state import State
 from pipekit.stores import (
     AttemptEnded,
     AttemptStarted,
     Change,
+    RunEnded,
+    RunResumed,
     RunStarted,
     Store,
 )
@@ -75,3 +78,14 @@ def test_an_end_of_another_attempt_between_a_start_and_its_end_keeps_the_order(
     assert store.get_run("r1").tasks["t"] == TaskRun(
         "t", State.SUCCESS, attempts=2, started_at=at(0), ended_at=at(3)
     )
+
+
+def test_a_resume_adding_a_task_twice_is_refused_naming_it(store: Store) -> None:
+    """RunResumed(added=["x", "x"]) raises StoreError naming "x", and applies nothing."""
+    store.record([RunStarted("r1", "etl", {}, ["t"], at(0)), RunEnded("r1", State.FAILED, at(1))])
+
+    with pytest.raises(StoreError, match=r"'x' twice; list each new task once"):
+        store.record([RunResumed("r1", at(2), [], ["x", "x"])])
+
+    run = store.get_run("r1")
+    assert (run.state, list(run.tasks)) == (State.FAILED, ["t"])

@@ -10,7 +10,7 @@ that a JSON round trip produces, states as :class:`~pipekit.State` members.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from pipekit.state import State
 
 __all__ = [
     "STATES",
+    "check_added",
     "check_limit",
     "decode_params",
     "duplicate_attempt",
@@ -143,6 +144,18 @@ def check_limit(limit: int | None) -> None:
     """Raise ValueError unless ``limit`` (of :meth:`Store.list_runs`) is None or >= 0."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be 0 or more, not {limit!r}; pass None for no limit")
+
+
+def check_added(run_id: str, added: Sequence[str]) -> list[str]:
+    """Return the tasks a :class:`RunResumed` adds as a list; raise StoreError if one repeats."""
+    names = list(added)
+    if len(set(names)) != len(names):
+        twice = next(n for i, n in enumerate(names) if n in names[:i])
+        raise StoreError(
+            f"cannot resume run {run_id!r}: its added tasks {names!r} list {twice!r} twice; "
+            "list each new task once"
+        )
+    return names
 
 
 def duplicate_attempt(run_id: str, task_id: str, number: int) -> StoreError:

@@ -24,6 +24,7 @@ from pipekit.state import State
 from pipekit.stores._batch import GROUPED, plan
 from pipekit.stores._codec import (
     STATES,
+    check_added,
     check_limit,
     decode_params,
     duplicate_attempt,
@@ -318,19 +319,20 @@ class SQLStore(ABC):
         if cur.rowcount != 1:
             raise self._unknown_run(run_id)
         reset = list(c.reset)
+        added = check_added(run_id, c.added)
         if reset:
             cur.executemany(self.sql.reset_task, [(run_id, t) for t in reset])
             if cur.rowcount != len(reset):
                 for task_id in reset:
                     self._find_task(cur, run_id, task_id)
-        if c.added:
+        if added:
             (last,) = cur.execute(self.sql.last_position, (run_id,)).fetchone()
-            rows = [(run_id, t, last + 1 + i) for i, t in enumerate(c.added)]
+            rows = [(run_id, t, last + 1 + i) for i, t in enumerate(added)]
             try:
                 cur.executemany(self.sql.insert_task, rows)
             except self._duplicate as exc:
                 raise StoreError(
-                    f"run {run_id!r} already has one of the tasks {list(c.added)!r}; "
+                    f"run {run_id!r} already has one of the tasks {added!r}; "
                     "list only new tasks as added"
                 ) from exc
 

@@ -22,6 +22,7 @@ from pipekit.errors import StoreError
 from pipekit.run import Attempt, Run, TaskRun
 from pipekit.state import State
 from pipekit.stores._codec import (
+    check_added,
     check_limit,
     decode_params,
     duplicate_attempt,
@@ -262,7 +263,8 @@ class MemoryStore:
         to_utc(c.at, run_id)
         tasks = self._run_tasks(run_id)
         olds = [self._task(tasks, run_id, t) for t in c.reset]
-        for name in c.added:
+        added = check_added(run_id, c.added)
+        for name in added:
             if name in tasks:
                 raise StoreError(
                     f"run {run_id!r} already has task {name!r}; list only new tasks as added"
@@ -281,7 +283,7 @@ class MemoryStore:
                 undo,
             )
             _drop(values, t.task_id, undo)  # a task run again gets a new value (or none)
-        for name in c.added:
+        for name in added:
             _put(tasks, name, TaskRun(name, queued), undo)
 
     def _result_saved(self, c: ResultSaved, undo: _Undo) -> None:
@@ -382,16 +384,23 @@ class MemoryStore:
     def load_result(self, run_id: str, task_id: str) -> bytes | None:
         """Return the pickled value saved for the task, or None."""
         with self._lock:
+            self._check_open()
             return self._results.get(run_id, {}).get(task_id)
 
     def prune_results(self, before: datetime) -> int:
-        """Forget the saved values of runs that started before ``before``."""
+        """Forget the saved values of runs that started before ``before``.
+
+        Returns how many runs had a value to forget (a run whose values a re-run
+        cleared has none, and is not counted).
+        """
         cutoff = to_utc(before, "prune")
         with self._lock:
+            self._check_open()
             old = [r for r in self._results if self._runs[r].started_at < cutoff]
+            count = sum(1 for r in old if self._results[r])
             for r in old:
                 del self._results[r]
-        return len(old)
+        return count
 
     def claim(self, dag: str, key: str, owner: str) -> bool:
         """Take interval ``key`` of ``dag`` for ``owner``; True for exactly one caller."""
