@@ -25,11 +25,14 @@ from pipekit.stores._batch import GROUPED, plan
 from pipekit.stores._codec import (
     STATES,
     check_added,
+    check_claim,
     check_limit,
+    check_names,
     decode_params,
     duplicate_attempt,
     encode_params,
     state_text,
+    store_text_or_none,
     to_utc,
 )
 from pipekit.stores._statements import Statements, statements
@@ -223,7 +226,8 @@ class SQLStore(ABC):
         state = state_text(e.state, run_id)
         task_state = state_text(e.task_state, run_id)
         ended = self._stamp(e.ended_at, run_id)
-        task_error = e.error if state == "failed" else None
+        error = store_text_or_none(e.error)
+        task_error = error if state == "failed" else None
         cur.execute(
             self.sql.finish_task,
             (task_state, number, started, ended, task_error, None, run_id, task_id),
@@ -233,7 +237,7 @@ class SQLStore(ABC):
         try:
             cur.execute(
                 self.sql.insert_finished_attempt,
-                (run_id, task_id, number, state, started, ended, e.error),
+                (run_id, task_id, number, state, started, ended, error),
             )
         except self._duplicate as exc:
             raise duplicate_attempt(run_id, task_id, number) from exc
@@ -246,12 +250,13 @@ class SQLStore(ABC):
                 f"cannot record run {run_id!r}: its task ids {task_ids!r} repeat an id; "
                 "list each task once"
             )
+        check_names(run_id, c.dag, task_ids)
         row = (
             run_id,
             c.dag,
             encode_params(c.params, run_id),
-            c.module,
-            c.file,
+            store_text_or_none(c.module),
+            store_text_or_none(c.file),
             self._stamp(c.started_at, run_id),
         )
         try:
@@ -279,7 +284,7 @@ class SQLStore(ABC):
         state = state_text(c.state, run_id)
         task_state = state_text(c.task_state, run_id)
         ended = self._stamp(c.ended_at, run_id)
-        error = c.error
+        error = store_text_or_none(c.error)
         cur.execute(self.sql.end_attempt, (state, ended, error, run_id, task_id, number))
         if cur.rowcount != 1:
             self._find_task(cur, run_id, task_id)
@@ -299,7 +304,7 @@ class SQLStore(ABC):
             if cur.execute(self.sql.run_exists, (run_id,)).fetchone() is None:
                 raise self._unknown_run(run_id)
             return
-        reason = c.reason
+        reason = store_text_or_none(c.reason)
         cur.executemany(self.sql.set_task_state, [(state, reason, run_id, t) for t in task_ids])
         if cur.rowcount != len(task_ids):
             for task_id in task_ids:
@@ -308,7 +313,8 @@ class SQLStore(ABC):
     def _run_ended(self, cur: Cursor, c: RunEnded) -> None:
         run_id = c.run_id
         state = state_text(c.state, run_id)
-        cur.execute(self.sql.end_run, (state, self._stamp(c.ended_at, run_id), c.error, run_id))
+        ended = self._stamp(c.ended_at, run_id)
+        cur.execute(self.sql.end_run, (state, ended, store_text_or_none(c.error), run_id))
         if cur.rowcount != 1:
             raise self._unknown_run(run_id)
 
@@ -371,6 +377,7 @@ class SQLStore(ABC):
         others (their insert finds the row, or waits for the first to commit and then
         finds it) get False. The claim lasts until :meth:`release`.
         """
+        check_claim(dag, key, owner)
         now = self._stamp(datetime.now(UTC), "claim")
         with self._writing() as cur:
             cur.execute(self.sql.claim, (dag, key, owner, now))
@@ -378,6 +385,7 @@ class SQLStore(ABC):
 
     def release(self, dag: str, key: str, owner: str) -> None:
         """Give up ``owner``'s claim on interval ``key`` of ``dag`` (no-op if not held)."""
+        check_claim(dag, key, owner)
         with self._writing() as cur:
             cur.execute(self.sql.release, (dag, key, owner))
 
