@@ -94,3 +94,23 @@ def test_prune_forgets_the_values_of_runs_started_before_the_cutoff(store: Store
     assert store.load_result("new", "a") == b"a"
     assert {r.id for r in store.list_runs()} == {"old", "older", "new"}
     assert store.prune_results(T0 - timedelta(days=1)) == 0
+
+
+def test_prune_does_not_count_a_run_whose_only_value_a_rerun_cleared(store: Store) -> None:
+    """A run left with no saved value (its task reset by RunResumed) is not counted."""
+    store.record([RunStarted("r1", "etl", {}, ["a"], T0), ResultSaved("r1", "a", b"a")])
+    store.record([RunResumed("r1", T0 + timedelta(hours=1), ["a"])])
+
+    assert store.prune_results(T0 + timedelta(days=1)) == 0
+    assert store.load_result("r1", "a") is None
+
+
+def test_a_closed_store_refuses_to_load_or_prune_values(store: Store) -> None:
+    """After close(), load_result and prune_results raise StoreError like every other call."""
+    store.record([RunStarted("r1", "etl", {}, ["a"], T0), ResultSaved("r1", "a", b"a")])
+    store.close()
+
+    with pytest.raises(StoreError, match="closed"):
+        store.load_result("r1", "a")
+    with pytest.raises(StoreError, match="closed"):
+        store.prune_results(T0 + timedelta(days=1))

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from pipekit.errors import StoreError
-from pipekit.stores._codec import _TEXTS
+from pipekit.stores._codec import _TEXTS, store_text
 from pipekit.stores.base import AttemptEnded, AttemptStarted, Change, ResultSaved
 
 __all__ = ["GROUPED", "Plan", "plan"]
@@ -86,7 +86,10 @@ def _plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> P
             state = texts[e.state]
             task_state = texts[e.task_state]
             ended_at = stamp(e.ended_at, run_id)
-            task_error = e.error if state == "failed" else None
+            error = e.error
+            if error is not None:  # kept as every store keeps text (NUL escaped)
+                error = store_text(error)
+            task_error = error if state == "failed" else None
             # The group is one transaction: only the row's final value matters, so a
             # value saved before this end (the loop's order) is written with it.
             data = saved.pop(key, None)
@@ -98,13 +101,11 @@ def _plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> P
                 finish_tasks.append(
                     (task_state, number, started, ended_at, task_error, data, run_id, task_id)
                 )
-                finished_attempts.append(
-                    (run_id, task_id, number, state, started, ended_at, e.error)
-                )
+                finished_attempts.append((run_id, task_id, number, state, started, ended_at, error))
             else:
                 if key in ended:
                     return None  # an end that is not the first change of its task here
-                out.end_attempts.append((state, ended_at, e.error, run_id, task_id, number))
+                out.end_attempts.append((state, ended_at, error, run_id, task_id, number))
                 out.end_tasks.append((task_state, ended_at, task_error, data, run_id, task_id))
             ended.add(key)
         else:

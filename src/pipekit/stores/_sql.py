@@ -24,11 +24,15 @@ from pipekit.state import State
 from pipekit.stores._batch import GROUPED, plan
 from pipekit.stores._codec import (
     STATES,
+    check_added,
+    check_claim,
     check_limit,
+    check_names,
     decode_params,
     duplicate_attempt,
     encode_params,
     state_text,
+    store_text_or_none,
     to_utc,
 )
 from pipekit.stores._statements import Statements, statements
@@ -222,7 +226,8 @@ class SQLStore(ABC):
         state = state_text(e.state, run_id)
         task_state = state_text(e.task_state, run_id)
         ended = self._stamp(e.ended_at, run_id)
-        task_error = e.error if state == "failed" else None
+        error = store_text_or_none(e.error)
+        task_error = error if state == "failed" else None
         cur.execute(
             self.sql.finish_task,
             (task_state, number, started, ended, task_error, None, run_id, task_id),
@@ -232,7 +237,7 @@ class SQLStore(ABC):
         try:
             cur.execute(
                 self.sql.insert_finished_attempt,
-                (run_id, task_id, number, state, started, ended, e.error),
+                (run_id, task_id, number, state, started, ended, error),
             )
         except self._duplicate as exc:
             raise duplicate_attempt(run_id, task_id, number) from exc
@@ -245,12 +250,13 @@ class SQLStore(ABC):
                 f"cannot record run {run_id!r}: its task ids {task_ids!r} repeat an id; "
                 "list each task once"
             )
+        check_names(run_id, c.dag, task_ids)
         row = (
             run_id,
             c.dag,
             encode_params(c.params, run_id),
-            c.module,
-            c.file,
+            store_text_or_none(c.module),
+            store_text_or_none(c.file),
             self._stamp(c.started_at, run_id),
         )
         try:
@@ -278,7 +284,7 @@ class SQLStore(ABC):
         state = state_text(c.state, run_id)
         task_state = state_text(c.task_state, run_id)
         ended = self._stamp(c.ended_at, run_id)
-        error = c.error
+        error = store_text_or_none(c.error)
         cur.execute(self.sql.end_attempt, (state, ended, error, run_id, task_id, number))
         if cur.rowcount != 1:
             self._find_task(cur, run_id, task_id)
@@ -298,7 +304,7 @@ class SQLStore(ABC):
             if cur.execute(self.sql.run_exists, (run_id,)).fetchone() is None:
                 raise self._unknown_run(run_id)
             return
-        reason = c.reason
+        reason = store_text_or_none(c.reason)
         cur.executemany(self.sql.set_task_state, [(state, reason, run_id, t) for t in task_ids])
         if cur.rowcount != len(task_ids):
             for task_id in task_ids:
@@ -307,7 +313,8 @@ class SQLStore(ABC):
     def _run_ended(self, cur: Cursor, c: RunEnded) -> None:
         run_id = c.run_id
         state = state_text(c.state, run_id)
-        cur.execute(self.sql.end_run, (state, self._stamp(c.ended_at, run_id), c.error, run_id))
+        ended = self._stamp(c.ended_at, run_id)
+        cur.execute(self.sql.end_run, (state, ended, store_text_or_none(c.error), run_id))
         if cur.rowcount != 1:
             raise self._unknown_run(run_id)
 
@@ -318,19 +325,20 @@ class SQLStore(ABC):
         if cur.rowcount != 1:
             raise self._unknown_run(run_id)
         reset = list(c.reset)
+        added = check_added(run_id, c.added)
         if reset:
             cur.executemany(self.sql.reset_task, [(run_id, t) for t in reset])
             if cur.rowcount != len(reset):
                 for task_id in reset:
                     self._find_task(cur, run_id, task_id)
-        if c.added:
+        if added:
             (last,) = cur.execute(self.sql.last_position, (run_id,)).fetchone()
-            rows = [(run_id, t, last + 1 + i) for i, t in enumerate(c.added)]
+            rows = [(run_id, t, last + 1 + i) for i, t in enumerate(added)]
             try:
                 cur.executemany(self.sql.insert_task, rows)
             except self._duplicate as exc:
                 raise StoreError(
-                    f"run {run_id!r} already has one of the tasks {list(c.added)!r}; "
+                    f"run {run_id!r} already has one of the tasks {added!r}; "
                     "list only new tasks as added"
                 ) from exc
 
@@ -369,6 +377,7 @@ class SQLStore(ABC):
         others (their insert finds the row, or waits for the first to commit and then
         finds it) get False. The claim lasts until :meth:`release`.
         """
+        check_claim(dag, key, owner)
         now = self._stamp(datetime.now(UTC), "claim")
         with self._writing() as cur:
             cur.execute(self.sql.claim, (dag, key, owner, now))
@@ -376,6 +385,7 @@ class SQLStore(ABC):
 
     def release(self, dag: str, key: str, owner: str) -> None:
         """Give up ``owner``'s claim on interval ``key`` of ``dag`` (no-op if not held)."""
+        check_claim(dag, key, owner)
         with self._writing() as cur:
             cur.execute(self.sql.release, (dag, key, owner))
 
@@ -522,18 +532,21 @@ def _finished_in_batch(changes: Sequence[Change]) -> dict[int, int]:
     Returns index of the start -> index of the end, and index of the end -> -1 (skip).
     Only attempts with nothing in between but other tasks' attempts, run starts and ends,
     and saved results are paired: applying both at the start's place then leaves
-    exactly the rows that applying them apart would.
+    exactly the rows that applying them apart would. Another attempt of the same task
+    starting or ending in between (its state would otherwise be overwritten by the
+    pair's, applied earlier) leaves the start unpaired.
     """
-    started: dict[tuple[str, str, int], int] = {}
+    started: dict[tuple[str, str], tuple[int, int]] = {}  # task -> (number, index)
     pairs: dict[int, int] = {}
     for i, c in enumerate(changes):
         kind = type(c)
         if kind is AttemptStarted:
-            started[(c.run_id, c.task_id, c.number)] = i  # type: ignore[union-attr]
+            # A start still open for this task stays unpaired: this one lies between.
+            started[(c.run_id, c.task_id)] = (c.number, i)  # type: ignore[union-attr]
         elif kind is AttemptEnded:
-            s = started.pop((c.run_id, c.task_id, c.number), None)  # type: ignore[union-attr]
-            if s is not None:
-                pairs[s] = i
+            s = started.pop((c.run_id, c.task_id), None)  # type: ignore[union-attr]
+            if s is not None and s[0] == c.number:  # type: ignore[union-attr]
+                pairs[s[1]] = i
                 pairs[i] = -1
         elif kind is not ResultSaved and kind is not RunStarted and kind is not RunEnded:
             # TaskStateSet, RunResumed, anything else: pair nothing across them.

@@ -158,7 +158,10 @@ class Store(Protocol):
     * is safe to call from several threads;
     * returns from :meth:`get_run` and :meth:`list_runs` runs whose ``tasks`` are in
       the order given by :class:`RunStarted`, whose ``params`` are the JSON values
-      recorded, and whose task ``attempts`` count the attempts started.
+      recorded, and whose task ``attempts`` count the attempts started;
+    * keeps free text (errors, reasons, module, file) with NUL characters and unpaired
+      surrogates escaped, and refuses ids and params that hold what a database cannot
+      (NaN, Infinity), as :mod:`pipekit.stores._codec` does for every built-in store.
     """
 
     def record(self, changes: Sequence[Change]) -> None:

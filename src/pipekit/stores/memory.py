@@ -22,10 +22,14 @@ from pipekit.errors import StoreError
 from pipekit.run import Attempt, Run, TaskRun
 from pipekit.state import State
 from pipekit.stores._codec import (
+    check_added,
+    check_claim,
     check_limit,
+    check_names,
     decode_params,
     duplicate_attempt,
     encode_params,
+    store_text_or_none,
     to_state,
     to_utc,
 )
@@ -162,14 +166,15 @@ class MemoryStore:
                 f"cannot record run {run_id!r}: its task ids {task_ids!r} repeat an id; "
                 "list each task once"
             )
+        check_names(run_id, c.dag, task_ids)
         header = _Header(
             run_id,
             c.dag,
             encode_params(c.params, run_id),
             State.RUNNING,
             to_utc(c.started_at, run_id),
-            c.module,
-            c.file,
+            store_text_or_none(c.module),
+            store_text_or_none(c.file),
         )
         queued = State.QUEUED
         _put(self._runs, run_id, header, undo)
@@ -212,13 +217,16 @@ class MemoryStore:
         state = to_state(c.state, run_id)
         task_state = to_state(c.task_state, run_id)
         ended = to_utc(c.ended_at, run_id)
-        attempt = Attempt(run_id, task_id, number, state, old.started_at, ended, c.error)
+        error = c.error
+        if error is not None:
+            error = store_text_or_none(error)
+        attempt = Attempt(run_id, task_id, number, state, old.started_at, ended, error)
         new_task = TaskRun(
             task_id,
             task_state,
             task.attempts,
             None,
-            c.error if state == State.FAILED else None,
+            error if state == State.FAILED else None,
             task.started_at,
             ended,
         )
@@ -231,8 +239,9 @@ class MemoryStore:
         state = to_state(c.state, run_id)
         to_utc(c.at, run_id)  # validated like every timestamp, though not stored
         olds = [self._task(tasks, run_id, t) for t in c.task_ids]
+        reason = store_text_or_none(c.reason)
         for t in olds:
-            error = t.error if c.reason is None else c.reason
+            error = t.error if reason is None else reason
             new = TaskRun(t.task_id, state, t.attempts, None, error, t.started_at, t.ended_at)
             _put(tasks, t.task_id, new, undo)
 
@@ -250,7 +259,7 @@ class MemoryStore:
             h.module,
             h.file,
             to_utc(c.ended_at, run_id),
-            c.error,
+            store_text_or_none(c.error),
         )
         _put(self._runs, run_id, header, undo)
 
@@ -262,7 +271,8 @@ class MemoryStore:
         to_utc(c.at, run_id)
         tasks = self._run_tasks(run_id)
         olds = [self._task(tasks, run_id, t) for t in c.reset]
-        for name in c.added:
+        added = check_added(run_id, c.added)
+        for name in added:
             if name in tasks:
                 raise StoreError(
                     f"run {run_id!r} already has task {name!r}; list only new tasks as added"
@@ -281,7 +291,7 @@ class MemoryStore:
                 undo,
             )
             _drop(values, t.task_id, undo)  # a task run again gets a new value (or none)
-        for name in c.added:
+        for name in added:
             _put(tasks, name, TaskRun(name, queued), undo)
 
     def _result_saved(self, c: ResultSaved, undo: _Undo) -> None:
@@ -382,19 +392,27 @@ class MemoryStore:
     def load_result(self, run_id: str, task_id: str) -> bytes | None:
         """Return the pickled value saved for the task, or None."""
         with self._lock:
+            self._check_open()
             return self._results.get(run_id, {}).get(task_id)
 
     def prune_results(self, before: datetime) -> int:
-        """Forget the saved values of runs that started before ``before``."""
+        """Forget the saved values of runs that started before ``before``.
+
+        Returns how many runs had a value to forget (a run whose values a re-run
+        cleared has none, and is not counted).
+        """
         cutoff = to_utc(before, "prune")
         with self._lock:
+            self._check_open()
             old = [r for r in self._results if self._runs[r].started_at < cutoff]
+            count = sum(1 for r in old if self._results[r])
             for r in old:
                 del self._results[r]
-        return len(old)
+        return count
 
     def claim(self, dag: str, key: str, owner: str) -> bool:
         """Take interval ``key`` of ``dag`` for ``owner``; True for exactly one caller."""
+        check_claim(dag, key, owner)
         with self._lock:
             self._check_open()
             if (dag, key) in self._claims:
@@ -404,6 +422,7 @@ class MemoryStore:
 
     def release(self, dag: str, key: str, owner: str) -> None:
         """Give up ``owner``'s claim on interval ``key`` of ``dag`` (no-op if not held)."""
+        check_claim(dag, key, owner)
         with self._lock:
             self._check_open()
             if self._claims.get((dag, key)) == owner:

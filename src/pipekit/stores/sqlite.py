@@ -94,6 +94,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # the task's success (one statement per task fewer than a table of its own).
     (
         "ALTER TABLE task_runs ADD COLUMN result BLOB",
+        # Files of the first version-1 pipekit have no results table (it was created
+        # later, when opening a file, and only then); make it so the copy below and
+        # prune_results(), which empties it for older processes, can read it.
+        """CREATE TABLE IF NOT EXISTS results (
+            run_id TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (run_id, task_id)
+        ) WITHOUT ROWID""",
         # Only the rows that have a value are rewritten (UPDATE ... FROM needs 3.33).
         """UPDATE task_runs SET result = (
             SELECT data FROM results AS r
