@@ -186,3 +186,23 @@ def test_a_bad_default_is_a_param_error_naming_it() -> None:
 
     with pytest.raises(pipekit.ParamError, match=r"'ds'='yesterday' is not an ISO date"):
         bad_default.run(store=pipekit.stores.MemoryStore())
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", float("-inf")])
+def test_a_float_that_is_not_finite_is_refused_before_anything_runs(value: object) -> None:
+    """NaN and infinity are not JSON: refused up front, naming the parameter, in any store."""
+    store = pipekit.stores.MemoryStore()
+    with pytest.raises(pipekit.ParamError, match=r"parameter 'ratio'=.* cannot be recorded"):
+        typed.run(ds="2024-01-05", ratio=value, store=store)
+    assert store.list_runs() == []
+
+
+def test_a_list_holding_nan_is_refused_too() -> None:
+    """Inside a list or dict, NaN is refused the same way."""
+
+    @dag
+    def listed(values: list[float]) -> None:
+        echo(values)
+
+    with pytest.raises(pipekit.ParamError, match="'values'"):
+        listed.run(values=[1.0, float("nan")], store=pipekit.stores.MemoryStore())

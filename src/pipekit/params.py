@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import json
+import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -213,16 +214,20 @@ def encode_params(dag: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if value is None or isinstance(value, str | int | float | bool):
+        if (
+            value is None
+            or isinstance(value, str | int | bool)
+            or (isinstance(value, float) and math.isfinite(value))
+        ):
             out[name] = value
             continue
-        try:
-            out[name] = json.loads(json.dumps(value, default=_json_default))
+        try:  # NaN and infinity are refused: not JSON, and not every store holds them
+            out[name] = json.loads(json.dumps(value, default=_json_default, allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise ParamError(
                 f"DAG {dag!r}: parameter {name!r}={value!r} cannot be recorded in the run "
-                "history; pass JSON values (str, int, float, bool, None, dates, lists and "
-                "dicts of them) so the run can be re-run identically",
+                "history; pass JSON values (str, int, finite float, bool, None, dates, lists "
+                "and dicts of them) so the run can be re-run identically",
                 param=name,
             ) from exc
     return out
