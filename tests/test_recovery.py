@@ -371,3 +371,38 @@ def test_a_rerun_gets_datetimes_in_the_dag_zone_as_the_first_run_did(
     failing["on"] = False
     pipekit.rerun(run.id, store=memory_store, executor="sequential")
     assert seen == [("Europe/Berlin", "2024-04-01T00:00:00+02:00")] * 2
+
+
+def test_a_task_run_again_shows_the_times_of_its_new_execution(memory_store: MemoryStore) -> None:
+    """A re-run a day later: the task's start is the re-run's, not the failed run's, so
+    its duration is the work it did, not the wait; the attempt history keeps both."""
+    from pipekit.testing import FakeClock
+
+    failing = {"on": True}
+
+    @task
+    def slow_load() -> int:
+        if failing["on"]:
+            raise ConnectionError("warehouse down")
+        return 1
+
+    @dag
+    def nightly_load() -> None:
+        slow_load()
+
+    clock = FakeClock()
+    run = nightly_load.run(
+        store=memory_store, executor="sequential", clock=clock, raise_on_failure=False
+    )
+    first_start = run.tasks["slow_load"].started_at
+    clock.advance(86_400)
+    failing["on"] = False
+    again = pipekit.rerun(run.id, store=memory_store, executor="sequential", clock=clock)
+    task_run = again.tasks["slow_load"]
+    assert task_run.started_at == first_start + timedelta(days=1)
+    assert task_run.ended_at is not None
+    assert (task_run.ended_at - task_run.started_at) < timedelta(seconds=1)
+    stored = memory_store.get_run(run.id).tasks["slow_load"]
+    assert (stored.started_at, stored.ended_at) == (task_run.started_at, task_run.ended_at)
+    starts = [a.started_at for a in memory_store.attempts(run.id, "slow_load")]
+    assert starts == [first_start, first_start + timedelta(days=1)]

@@ -142,9 +142,9 @@ class Loop:
             if tid not in self.state:
                 continue
             self.attempts[tid] = self.base[tid] = rec.attempts
-            if rec.started_at is not None:  # a task's start is its first attempt's, ever
-                self.started[tid] = rec.started_at
-            if tid not in todo:
+            if tid not in todo:  # a task run again starts again (its attempts keep times)
+                if rec.started_at is not None:
+                    self.started[tid] = rec.started_at
                 self.state[tid] = rec.state
                 if rec.error:
                     self.errors[tid] = rec.error

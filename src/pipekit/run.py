@@ -52,7 +52,9 @@ class TaskRun:
         attempts: how many attempts were started (their history is in the store).
         result: the value the task returned (None when read back from a store).
         error: message and traceback text of the last failed attempt, else None.
-        started_at: start of the first attempt.
+        started_at: start of the first attempt of its latest execution (a re-run that
+            runs the task again starts it again; every attempt's times stay in the
+            attempt history).
         ended_at: end of the last attempt.
     """
 

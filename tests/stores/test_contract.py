@@ -473,7 +473,8 @@ def test_a_closed_store_refuses_use(store: Store) -> None:
 
 
 def test_run_resumed_reopens_the_run_and_resets_tasks(store: Store) -> None:
-    """RunResumed: run running again, reset tasks queued without error, attempts kept."""
+    """RunResumed: run running again, reset tasks queued without error or times (their
+    re-execution's times replace them), attempts and the attempt history kept."""
     store.record([started("r1", ["a", "b"])])
     store.record([AttemptStarted("r1", "a", 1, at(1))])
     store.record([AttemptEnded("r1", "a", 1, State.SUCCESS, at(2), State.SUCCESS)])
@@ -491,14 +492,19 @@ def test_run_resumed_reopens_the_run_and_resets_tasks(store: Store) -> None:
         1,
         None,
         None,
-        at(3),
+        None,
     )
     assert run.tasks["a"].state == "success"
+    assert run.tasks["a"].started_at == at(1)
     assert run.tasks["c"] == TaskRun("c", State.QUEUED)
     store.record([AttemptStarted("r1", "b", 2, at(11))])
     store.record([AttemptEnded("r1", "b", 2, State.SUCCESS, at(12), State.SUCCESS)])
-    assert [a.number for a in store.attempts("r1", "b")] == [1, 2]
-    assert store.get_run("r1").tasks["b"].attempts == 2
+    assert [(a.number, a.started_at) for a in store.attempts("r1", "b")] == [
+        (1, at(3)),
+        (2, at(11)),
+    ]
+    b = store.get_run("r1").tasks["b"]
+    assert (b.attempts, b.started_at, b.ended_at) == (2, at(11), at(12))
 
 
 def test_run_resumed_of_unknown_run_or_task_changes_nothing(store: Store) -> None:

@@ -128,8 +128,8 @@ def statements(
             "UPDATE runs SET state = 'running', ended_at = NULL, error = NULL WHERE id = ?"
         ),
         reset_task=q(
-            "UPDATE task_runs SET state = 'queued', error = NULL, ended_at = NULL,"
-            " result = NULL WHERE run_id = ? AND task_id = ?"
+            "UPDATE task_runs SET state = 'queued', error = NULL, started_at = NULL,"
+            " ended_at = NULL, result = NULL WHERE run_id = ? AND task_id = ?"
         ),
         save_result=q("UPDATE task_runs SET result = ? WHERE run_id = ? AND task_id = ?"),
         load_result=q("SELECT result FROM task_runs WHERE run_id = ? AND task_id = ?"),

@@ -61,7 +61,8 @@ class RunResumed:
     """A recorded run is executed again (``pipekit.rerun``): it is ``running`` once more.
 
     Its end time and error are cleared; each task in ``reset`` goes back to ``queued``
-    with its error, end time and saved value cleared (it runs again, so an old value
+    with its error, start and end times and saved value cleared (it runs again: its
+    times become the new execution's, and an old value
     must not feed its downstream tasks; its attempt count and history are kept, so
     attempt numbers keep counting); each task in ``added`` (new in the DAG since the
     run was recorded) is appended, ``queued``.

@@ -287,7 +287,7 @@ class MemoryStore:
             _put(
                 tasks,
                 t.task_id,
-                TaskRun(t.task_id, queued, t.attempts, None, None, t.started_at),
+                TaskRun(t.task_id, queued, t.attempts),  # its times start again
                 undo,
             )
             _drop(values, t.task_id, undo)  # a task run again gets a new value (or none)
