@@ -809,3 +809,21 @@ def test_list_and_validate_report_a_dag_name_defined_in_two_files(
     checked = pipekit("validate", str(tmp_path), env=env)
     assert checked.returncode == 2
     assert "DAG name 'daily' is defined 2 times" in checked.stderr
+
+
+def test_reading_a_store_path_that_does_not_exist_is_an_error_not_a_new_file(
+    home: Path, tmp_path: Path
+) -> None:
+    """A mistyped --store for runs/show/rerun says so, and creates no empty history."""
+    env = env_for(home)
+    typo = tmp_path / "histroy.db"
+    for args in (["runs"], ["show", "20240105T000000-0123456789ab"], ["rerun", "x"]):
+        proc = pipekit("--store", typo, *args, env=env)
+        assert_usage_error(proc, f"no run history at {str(typo)!r}", "--store")
+    assert not typo.exists()
+
+
+def test_a_sqlite_url_with_two_slashes_says_how_many_it_needs(home: Path) -> None:
+    """sqlite://history.db is a known scheme with too few slashes, not an unknown one."""
+    proc = pipekit("--store", "sqlite://history.db", "runs", env=env_for(home))
+    assert_usage_error(proc, "needs three slashes", "sqlite:///history.db")

@@ -52,8 +52,27 @@ def _console() -> Any:
     return Console()
 
 
-def _store(ctx: click.Context) -> Any:
+def _store(ctx: click.Context, *, reading: bool = False) -> Any:
+    """The history: ``--store``, else the configured default.
+
+    ``reading``: the command only reads runs (``runs``, ``show``, ``rerun``), so a
+    SQLite file named by ``--store`` or ``$PIPEKIT_STORE`` that does not exist is a
+    mistyped path, not a history to create. (The default file under
+    ``$PIPEKIT_HOME`` may not exist yet: that is a history with no runs.)
+    """
     where = ctx.obj.get("store")
+    if reading:
+        import os
+
+        from pipekit.config import STORE_ENV
+
+        named = where or os.environ.get(STORE_ENV)
+        path = _sqlite_path(named) if named else None
+        if path is not None and not Path(path).exists():
+            _fail(
+                f"no run history at {path!r}; check --store (or $PIPEKIT_STORE): a "
+                "history file is created by the first run that writes to it"
+            )
     if where is None:
         from pipekit.config import default_store
 
@@ -61,6 +80,13 @@ def _store(ctx: click.Context) -> Any:
     from pipekit.stores import open_store
 
     return open_store(where)
+
+
+def _sqlite_path(where: str) -> str | None:
+    """The file a store URL or path names, when it is a SQLite one."""
+    if where.startswith("sqlite:///"):
+        return where[len("sqlite:///") :]
+    return None if "://" in where else where
 
 
 def _params(pairs: Sequence[str]) -> dict[str, Any]:
@@ -287,7 +313,7 @@ def rerun(
         run_id,
         tasks=list(tasks) or None,
         downstream=downstream,
-        store=_store(ctx),
+        store=_store(ctx, reading=True),
         executor=executor,
         retries=retries,
         raise_on_failure=False,
@@ -312,7 +338,7 @@ def runs(ctx: click.Context, dag_name: str | None, state: str | None, limit: int
     """List runs, newest first: id, dag, params, state, start, duration."""
     from pipekit._render import print_table, runs_table
 
-    found = _store(ctx).list_runs(dag=dag_name, state=state, limit=limit)
+    found = _store(ctx, reading=True).list_runs(dag=dag_name, state=state, limit=limit)
     if not found:
         click.echo("no runs", err=True)
         return
@@ -327,7 +353,7 @@ def show(ctx: click.Context, run_id: str) -> None:
     """Show one run: each task's state, attempts, duration and error."""
     from pipekit._render import print_table, run_table, tasks_table
 
-    found = _store(ctx).get_run(run_id)
+    found = _store(ctx, reading=True).get_run(run_id)
     console = _console()
     print_table(console, run_table(found))
     print_table(console, tasks_table(found.tasks))

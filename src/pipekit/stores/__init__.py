@@ -60,6 +60,12 @@ def open_store(where: str) -> Store:
         return SQLiteStore(where[len("sqlite:///") :])
     if where.startswith(("postgresql://", "postgres://")):
         return PostgresStore(where)
+    if where.startswith("sqlite://"):  # two slashes: the path would lose its first part
+        raise StoreError(
+            f"store URL {where!r} needs three slashes before a relative path "
+            f"(sqlite:///{where[len('sqlite://') :]}) and four before an absolute one "
+            "(sqlite:////var/lib/history.db)"
+        )
     if "://" in where:
         scheme = where.split("://", 1)[0]
         raise StoreError(
