@@ -60,7 +60,17 @@ def _check(path: str | os.PathLike[str]) -> tuple[Any, list[PipekitError]]:
     except DagFileError as exc:
         return None, [exc]
     found: list[PipekitError] = list(schema.problems(source))
-    plan = compile_source(source, found)
+    try:
+        plan = compile_source(source, found)
+    except Exception as exc:  # a module of a python: task failing in its own way, say
+        found.append(
+            DagFileError(
+                f"checking the file failed: {type(exc).__name__}: {exc}; fix what it names "
+                "(if it points into pipekit, please report it with the file)",
+                file=source.path,
+            )
+        )
+        plan = None
     unique: list[PipekitError] = []
     seen: set[tuple[Any, ...]] = set()
     for p in found:  # the schema and a later rule may both catch one mistake

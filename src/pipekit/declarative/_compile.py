@@ -108,7 +108,7 @@ class _Compiler(TaskRules):
             where: list[str | int] = ["params", name]
             if not isinstance(spec, dict) or spec.get("type") not in _KINDS:
                 continue  # the schema reported it
-            if not str(name).isidentifier():
+            if not isinstance(name, str) or not name.isidentifier():
                 continue  # the schema reported it
             if keyword.iskeyword(name) or name in RESERVED or name.startswith("PIPEKIT_"):
                 self.problem(
@@ -186,7 +186,7 @@ class _Compiler(TaskRules):
         if not isinstance(declared, dict):
             return
         for name, url in declared.items():
-            if not isinstance(url, str):
+            if not isinstance(name, str) or not isinstance(url, str):
                 continue
             conn = Connection(name, url, self.folder)
             trouble = conn.problem()
@@ -211,12 +211,12 @@ class _Compiler(TaskRules):
             return []
         out: list[Blueprint] = []
         for name, spec in tasks.items():
-            if not isinstance(spec, dict):
-                continue
+            if not isinstance(name, str) or not isinstance(spec, dict):
+                continue  # a name YAML read as a number (say) was reported by the schema
             ids = self.expansions(name, spec)
             self.expanded[name] = [tid for tid, _ in ids]
             loops = spec.get("for_each") if isinstance(spec.get("for_each"), dict) else {}
-            known = set(self.params) | set(loops or {})
+            known = set(self.params) | {v for v in loops or {} if isinstance(v, str)}
             made = self.operator(name, spec, defaults, known)
             options = self.options(name, spec, defaults, known)
             if made is None or options is None or not ids:
@@ -249,6 +249,8 @@ class _Compiler(TaskRules):
         every = {tid for ids in self.expanded.values() for tid in ids}
         for name, spec in tasks.items():
             deps = spec.get("depends_on") if isinstance(spec, dict) else None
+            if not isinstance(name, str):
+                continue
             if isinstance(deps, str):
                 deps = [deps]
             if not isinstance(deps, list):

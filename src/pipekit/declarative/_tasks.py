@@ -93,7 +93,9 @@ class TaskRules:
             return [(name, {})]
         ok = True
         for var, values in loops.items():
-            if var in self.params:
+            if not isinstance(var, str):
+                ok = False  # the schema reported it
+            elif var in self.params:
                 self.problem(
                     f"for_each name {var!r} is also a run parameter; rename one of them",
                     ["tasks", name, "for_each", var],
