@@ -221,17 +221,19 @@ class TaskRules:
 
         value = spec["sh"]
         if isinstance(value, list):
-            for i, arg in enumerate(value):
-                self.check_refs(str(arg), known, ["tasks", name, "sh", i])
-            command: str | tuple[str, ...] = tuple(str(a) for a in value)
+            args = [self.as_written(a, ["tasks", name, "sh", i]) for i, a in enumerate(value)]
+            for i, arg in enumerate(args):
+                self.check_refs(arg, known, ["tasks", name, "sh", i])
+            command: str | tuple[str, ...] = tuple(args)
         elif isinstance(value, str):
             command = value
         else:
             return None
         env: dict[str, str] = {}
-        for layer in (defaults.get("env"), spec.get("env")):
+        for where in (["defaults", "env"], ["tasks", name, "env"]):
+            layer = (defaults if where[0] == "defaults" else spec).get("env")
             if isinstance(layer, dict):
-                env.update({str(k): substitute.text_of(v) for k, v in layer.items()})
+                env.update({str(k): self.as_written(v, [*where, k]) for k, v in layer.items()})
         cwd = spec.get("cwd", defaults.get("cwd"))
         folder = str((self.folder / cwd) if isinstance(cwd, str) else self.folder)
         timeout = spec.get("timeout", defaults.get("timeout"))
@@ -242,6 +244,13 @@ class TaskRules:
             return Shell(command, folder, env, consts, limit), params, {}
 
         return make
+
+    def as_written(self, value: Any, where: list[str | int]) -> str:
+        """A scalar's text as the file writes it: ``ZIP: 02134`` is ``02134``, not ``2134``."""
+        if isinstance(value, str):
+            return value
+        written = self.source.written(where)
+        return substitute.text_of(value) if written is None else written
 
     def sql(
         self,
