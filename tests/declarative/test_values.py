@@ -61,3 +61,37 @@ def test_env_values_and_list_arguments_are_passed_as_written(write: Write) -> No
     run = from_yaml(path).run(store=MemoryStore())
     assert run.tasks["env"].result == "02134|1.10|1e3|0x1F|True|007|"
     assert run.tasks["args"].result == "02134|1.10|1e3|"
+
+
+@pytest.mark.parametrize("executor", ["sequential", "processes"])
+def test_an_output_starting_with_a_field_is_relative_to_the_dag_files_folder(
+    write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str
+) -> None:
+    """{ds}/report.csv is in the DAG file's folder, not the current directory; a field
+    that renders an absolute path ({base}/x.csv) stays absolute."""
+    path = write(
+        f"""
+        params:
+          ds: {{type: date}}
+          base: {{type: str, default: "{tmp_path / "abs"}"}}
+        tasks:
+          report: {{sh: "echo made", output: "{{ds}}/report.csv"}}
+          absolute: {{sh: "echo made", output: "{{base}}/x.csv"}}
+          regional:
+            for_each: {{region: [eu]}}
+            sh: echo made
+            output: "{{region}}/{{ds}}.csv"
+        """
+    )
+    for done in ("2024-01-05/report.csv", "abs/x.csv", "eu/2024-01-05.csv"):
+        (tmp_path / done).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / done).write_text("done\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run = from_yaml(path).run(ds="2024-01-05", store=MemoryStore(), executor=executor)
+    assert {t: (r.state.value, r.result) for t, r in run.tasks.items()} == {
+        "report": ("skipped", f"{tmp_path}/2024-01-05/report.csv"),
+        "absolute": ("skipped", f"{tmp_path}/abs/x.csv"),
+        "regional[eu]": ("skipped", f"{tmp_path}/eu/2024-01-05.csv"),
+    }

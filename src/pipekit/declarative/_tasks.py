@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +26,7 @@ from pipekit.declarative.schema import OPERATORS, key_path
 from pipekit.errors import DefinitionError, PipekitError
 from pipekit.params import Param
 
-__all__ = ["Factory", "TaskRules"]
+__all__ = ["Factory", "FolderOutput", "TaskRules", "in_folder"]
 
 Factory = Callable[[dict[str, Any]], tuple[Callable[..., Any], list[str], dict[str, Any]]]
 """Makes a task's (function, run params it takes, constant kwargs) from for_each values."""
@@ -33,6 +34,41 @@ Factory = Callable[[dict[str, Any]], tuple[Callable[..., Any], list[str], dict[s
 _OWN_KEYS = {"conn": ("sql", "sql_file"), "cwd": ("sh",), "env": ("sh",), "args": ("python",)}
 NOTIFY_KEYS = ("on_failure", "on_success", "on_retry")
 RETRY_KEYS = ("retries", "retry_delay", "retry_backoff", "retry_max_delay", "retry_jitter")
+
+
+class FolderOutput(str):
+    """An ``output:`` template that starts with a field, relative to the DAG file's folder.
+
+    Where ``{ds}/report.csv`` lands is known only once the field is filled in: the
+    engine renders a template with ``template.format_map(params)``, and this template
+    joins the rendered path to the folder then (an absolute rendered path stays).
+    """
+
+    folder: str
+
+    def __new__(cls, template: str, folder: str) -> FolderOutput:
+        """The template, as text, remembering the folder."""
+        made = super().__new__(cls, template)
+        made.folder = folder
+        return made
+
+    def format_map(self, mapping: Mapping[str, Any], /) -> str:  # type: ignore[override]
+        """The rendered path, joined to the folder unless it is absolute."""
+        return os.path.join(self.folder, str.format_map(self, mapping))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (template, folder): tasks cross to worker processes."""
+        return (FolderOutput, (str(self), self.folder))
+
+
+def in_folder(template: str, folder: Path) -> str:
+    """An output template whose relative paths start at ``folder`` (the DAG file's)."""
+    if template.startswith("/"):
+        return template
+    if template.startswith("{"):  # the field may render as an absolute path: decide then
+        return FolderOutput(template, str(folder))
+    escaped = str(folder).replace("{", "{{").replace("}", "}}")
+    return f"{escaped}/{template}"
 
 
 class TaskRules:
@@ -349,10 +385,7 @@ class TaskRules:
                         ["tasks", name, "output"],
                     )
                     return None
-            if not output.startswith(("/", "{")):  # relative paths start at the DAG file
-                folder = str(self.folder).replace("{", "{{").replace("}", "}}")
-                output = f"{folder}/{output}"
-            out["output"] = output
+            out["output"] = output  # made relative to the folder per expansion: in_folder
         for key in NOTIFY_KEYS:
             found = self.notifiers(["tasks", name, key])
             if found:
