@@ -55,3 +55,49 @@ def test_a_format_spec_that_fits_every_for_each_value_is_applied(write: Write) -
     )
     output = from_yaml(path).tasks["export[eu,7]"].task.output
     assert output == f"{path.parent}/out/  eu-007-'eu'.csv"
+
+
+def test_validate_reports_what_only_building_the_dag_refuses(write: Write) -> None:
+    """An hourly schedule with a date ds: the engine refuses it, so problems() does too."""
+    path = write(
+        """
+        schedule: "@hourly"
+        params:
+          ds: {type: date}
+        tasks:
+          a: {sh: "true"}
+        """
+    )
+    (problem,) = problems(path)
+    assert isinstance(problem, DagFileError)
+    assert (problem.line, problem.task, problem.key) == (1, None, "schedule")
+    assert "runs more than once a day but parameter 'ds' is a date" in problem.reason
+    with pytest.raises(DagFileError, match="runs more than once a day"):
+        from_yaml(path)
+
+
+def test_an_output_the_engine_refuses_is_located_at_the_tasks_output(write: Write) -> None:
+    """The engine's output errors name a task: they point at its output:, not at schedule."""
+    from pipekit.declarative._build import build
+    from pipekit.declarative._compile import compile_source
+    from pipekit.declarative._yaml import read_source
+
+    path = write(
+        """
+        params:
+          ds: {type: date}
+        tasks:
+          first: {sh: "true"}
+          export:
+            for_each: {region: [eu]}
+            sh: "true"
+            output: "out/{ds}.csv"
+        """
+    )
+    plan = compile_source(read_source(path), [])
+    assert plan is not None
+    plan.tasks[1].options["output"] = "out/{day}.csv"  # what only the engine checks
+    with pytest.raises(DagFileError) as caught:
+        build(plan)
+    assert (caught.value.line, caught.value.task, caught.value.key) == (8, "export", "output")
+    assert "task 'export[eu]'" in caught.value.reason and "{day}" in caught.value.reason
