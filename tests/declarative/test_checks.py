@@ -101,3 +101,22 @@ def test_an_output_the_engine_refuses_is_located_at_the_tasks_output(write: Writ
         build(plan)
     assert (caught.value.line, caught.value.task, caught.value.key) == (8, "export", "output")
     assert "task 'export[eu]'" in caught.value.reason and "{day}" in caught.value.reason
+
+
+def test_two_problems_at_one_place_are_both_reported(write: Write) -> None:
+    """Two unknown $names in one sql: are two problems (each once, however often used);
+    a mistake that the schema and a later rule both catch is reported once."""
+    path = write(
+        """
+        tasks:
+          a:
+            sql: "SELECT $nope1, $nope2; SELECT $nope1"
+            conn: "sqlite:///x.db"
+          b: {sh: "true", retries: -1}
+        """
+    )
+    found = [p.reason for p in problems(path) if isinstance(p, DagFileError)]
+    assert len(found) == 3, found
+    assert "the SQL's $nope1 names no run parameter" in found[0]
+    assert "the SQL's $nope2 names no run parameter" in found[1]
+    assert "-1 is too small" in found[2]

@@ -88,17 +88,26 @@ def _check(path: str | os.PathLike[str]) -> tuple[DAG | None, list[PipekitError]
 
 
 def _unique(checked: list[PipekitError], later: list[PipekitError]) -> list[PipekitError]:
-    """The schema's problems and the later rules', each once, in the file's order."""
+    """The schema's problems and the later rules', each once, in the file's order.
+
+    The schema and a later rule may both catch one mistake: a later problem at the
+    place of a schema problem is left out. Problems of one check at one place (two
+    unknown ``$names`` in one ``sql:``) are all kept.
+    """
+    marks = {_mark(p) for p in checked}
     unique: list[PipekitError] = []
-    seen: set[tuple[Any, ...]] = set()
-    for p in checked + later:  # the schema and a later rule may both catch one mistake
-        mark = (p.line, p.task, p.key) if isinstance(p, DagFileError) else (str(p),)
-        if mark not in seen:
-            seen.add(mark)
+    seen: set[str] = set()
+    for p in [*checked, *(p for p in later if _mark(p) not in marks)]:
+        if str(p) not in seen:
+            seen.add(str(p))
             unique.append(p)
     # In the file's order; a cycle (which spans tasks) last.
     unique.sort(key=lambda p: (0, p.line or 0) if isinstance(p, DagFileError) else (1, 0))
     return unique
+
+
+def _mark(p: PipekitError) -> tuple[object, ...]:
+    return (p.line, p.task, p.key) if isinstance(p, DagFileError) else (str(p),)
 
 
 def problems(path: str | os.PathLike[str]) -> list[PipekitError]:

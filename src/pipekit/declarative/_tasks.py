@@ -174,9 +174,11 @@ class TaskRules:
         return f"{shown} names no run parameter; {hint}known names: {listed}"
 
     def check_sql(self, script: str, known: set[str], where: list[str | int], origin: str) -> None:
+        reported: set[str] = set()  # each unknown name once, at its first statement
         for st in sqltext.split(script):
             for p in st.params:
-                if p not in known:
+                if p not in known and p not in reported:
+                    reported.add(p)
                     place = f" ({origin} line {st.line})" if origin else ""
                     self.problem(self.unknown_param(p, known, f"the SQL's ${p}{place}"), where)
 
