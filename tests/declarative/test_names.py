@@ -170,3 +170,10 @@ def test_a_file_that_raises_an_unexpected_error_does_not_hide_the_others(
     assert checked.returncode == 2 and "Traceback" not in checked.stderr, checked.stderr
     assert "good.yml: ok" in checked.stdout
     assert "lazy_dag.yml" in checked.stderr and "task name 2 is read by YAML" in checked.stderr
+
+
+def test_a_mapping_that_contains_itself_through_an_alias_is_checked_once(write: Write) -> None:
+    """tasks: &x {a: {env: *x}}: the key check ends, and the schema's problem is reported."""
+    path = write('tasks: &x\n  a: {sh: "true", env: *x}\n')
+    (problem,) = problems(path)
+    assert isinstance(problem, DagFileError) and problem.key == "env.a"

@@ -421,17 +421,21 @@ def _what(path: list[str | int]) -> str:
     return "key"
 
 
-def _key_types(node: Node | None, path: list[str | int], source: Source) -> list[DagFileError]:
+def _key_types(
+    node: Node | None, path: list[str | int], source: Source, seen: set[int]
+) -> list[DagFileError]:
     """Keys YAML reads as a number, boolean or null (``1:``, ``2024:``, ``~:``).
 
     Names are text; JSON Schema's ``pattern`` skips keys that are not, so they are
     found here, on the node tree, where the key's text as written is known. Mappings
-    inside an ``args:`` value are the function's data and may have any keys.
+    inside an ``args:`` value are the function's data and may have any keys. A node
+    reached again through an alias (``*x``, perhaps inside itself) is checked once.
     """
     from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-    if len(path) >= 4 and path[0] == "tasks" and path[2] == "args":
+    if (len(path) >= 4 and path[0] == "tasks" and path[2] == "args") or id(node) in seen:
         return []
+    seen.add(id(node))
     found: list[DagFileError] = []
     if isinstance(node, MappingNode):
         for k, v in node.value:
@@ -453,10 +457,10 @@ def _key_types(node: Node | None, path: list[str | int], source: Source) -> list
                     )
                 )
                 continue
-            found.extend(_key_types(v, [*path, str(k.value)], source))
+            found.extend(_key_types(v, [*path, str(k.value)], source, seen))
     elif isinstance(node, SequenceNode):
         for i, item in enumerate(node.value):
-            found.extend(_key_types(item, [*path, i], source))
+            found.extend(_key_types(item, [*path, i], source, seen))
     return found
 
 
@@ -466,7 +470,7 @@ def problems(source: Source) -> list[DagFileError]:
     Also every key that YAML reads as something other than text (``1:``, ``~:``), which
     JSON Schema's name patterns cannot see.
     """
-    found: list[DagFileError] = _key_types(source.root, [], source)
+    found: list[DagFileError] = _key_types(source.root, [], source, set())
     for error in _validator().iter_errors(source.data):
         found.extend(_explain(error, source))
     found.sort(key=lambda e: e.line or 0)
