@@ -95,7 +95,14 @@ def load_file(path: str | Path) -> ModuleType:
 def _load_yaml(path: str | Path, file: Path, name: str) -> ModuleType:
     from pipekit.declarative import from_yaml
 
-    dag = from_yaml(path)
+    try:
+        dag = from_yaml(path)
+    except PipekitError:
+        raise
+    except Exception as exc:  # as for a Python file: one broken file never hides the others
+        raise PipekitError(
+            f"loading DAG file {str(path)!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     module = ModuleType(name, dag.description)
     module.__file__ = str(file)
     module.dag = dag  # type: ignore[attr-defined]

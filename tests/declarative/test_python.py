@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from pipekit.declarative import from_yaml
 from pipekit.stores import MemoryStore
@@ -103,3 +108,40 @@ def test_the_dag_files_folder_is_where_modules_are_found(write: Write, tmp_path:
     path = write("tasks:\n  t: {python: 'pk_pyop_beside:here'}\n")
     assert from_yaml(path).run(store=MemoryStore()).tasks["t"].result == "found"
     assert str(tmp_path) in __import__("sys").path
+
+
+@pytest.fixture
+def forget_helpers() -> Iterator[str]:
+    """The module name two DAG folders share; forgotten (and unregistered) afterwards."""
+    name = "pk_pyop_helpers"
+    yield name
+    module = sys.modules.pop(name, None)
+    if module is not None:
+        import cloudpickle
+
+        with contextlib.suppress(ValueError):
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+@pytest.mark.parametrize("executor", ["sequential", "processes"])
+def test_two_folders_with_a_module_of_the_same_name_each_get_their_own(
+    write: Write, forget_helpers: str, executor: str
+) -> None:
+    """flows/sales and flows/hr each have helpers.py: each DAG file calls the one beside it.
+
+    Python caches the first import in sys.modules; the second DAG file's folder must not
+    get it, and a worker process, whose sys.path holds both folders, must run each
+    file's own function too.
+    """
+    dags = {}
+    for team in ("sales", "hr"):
+        module = f"def export(ds):\n    return '{team} ' + str(ds)\n"
+        write(module, f"flows/{team}/{forget_helpers}.py")
+        path = write(
+            f"params: {{ds: {{type: date}}}}\ntasks:\n  t: {{python: '{forget_helpers}:export'}}\n",
+            f"flows/{team}/{team}.yml",
+        )
+        dags[team] = from_yaml(path)
+    for team, dag in dags.items():
+        run = dag.run(ds="2024-01-05", store=MemoryStore(), executor=executor)
+        assert run.tasks["t"].result == f"{team} 2024-01-05"

@@ -50,8 +50,15 @@ SUFFIXES = (".yml", ".yaml")
 """The file name endings of DAG files."""
 
 
-def _check(path: str | os.PathLike[str]) -> tuple[Any, list[PipekitError]]:
+def _check(path: str | os.PathLike[str]) -> tuple[DAG | None, list[PipekitError]]:
+    """The DAG (None unless the file is valid) and every problem found on the way.
+
+    A file without problems is built, so that what the engine itself refuses (a date
+    parameter on an hourly schedule, say) is a problem here too: ``pipekit validate``
+    and :func:`from_yaml` never disagree.
+    """
     from pipekit.declarative import schema
+    from pipekit.declarative._build import build
     from pipekit.declarative._compile import compile_source
     from pipekit.declarative._yaml import read_source
 
@@ -59,18 +66,48 @@ def _check(path: str | os.PathLike[str]) -> tuple[Any, list[PipekitError]]:
         source = read_source(Path(path))
     except DagFileError as exc:
         return None, [exc]
-    found: list[PipekitError] = list(schema.problems(source))
-    plan = compile_source(source, found)
+    checked: list[PipekitError] = list(schema.problems(source))
+    later: list[PipekitError] = []
+    dag = None
+    try:
+        plan = compile_source(source, later)
+        if plan is not None and not checked:
+            dag = build(plan)
+    except DagFileError as exc:
+        later.append(exc)
+    except Exception as exc:  # a module of a python: task failing in its own way, say
+        later.append(
+            DagFileError(
+                f"checking the file failed: {type(exc).__name__}: {exc}; fix what it names "
+                "(if it points into pipekit, please report it with the file)",
+                file=source.path,
+            )
+        )
+    found = _unique(checked, later)
+    return (dag if not found else None), found
+
+
+def _unique(checked: list[PipekitError], later: list[PipekitError]) -> list[PipekitError]:
+    """The schema's problems and the later rules', each once, in the file's order.
+
+    The schema and a later rule may both catch one mistake: a later problem at the
+    place of a schema problem is left out. Problems of one check at one place (two
+    unknown ``$names`` in one ``sql:``) are all kept.
+    """
+    marks = {_mark(p) for p in checked}
     unique: list[PipekitError] = []
-    seen: set[tuple[Any, ...]] = set()
-    for p in found:  # the schema and a later rule may both catch one mistake
-        mark = (p.line, p.task, p.key) if isinstance(p, DagFileError) else (str(p),)
-        if mark not in seen:
-            seen.add(mark)
+    seen: set[str] = set()
+    for p in [*checked, *(p for p in later if _mark(p) not in marks)]:
+        if str(p) not in seen:
+            seen.add(str(p))
             unique.append(p)
     # In the file's order; a cycle (which spans tasks) last.
     unique.sort(key=lambda p: (0, p.line or 0) if isinstance(p, DagFileError) else (1, 0))
-    return plan, unique
+    return unique
+
+
+def _mark(p: PipekitError) -> tuple[object, ...]:
+    return (p.line, p.task, p.key) if isinstance(p, DagFileError) else (str(p),)
 
 
 def problems(path: str | os.PathLike[str]) -> list[PipekitError]:
@@ -78,7 +115,8 @@ def problems(path: str | os.PathLike[str]) -> list[PipekitError]:
 
     Each is a :class:`DagFileError` (or a :class:`pipekit.CycleError` for a cycle)
     whose one-line message names the file, line, task and key. The file is loaded as
-    :func:`from_yaml` would (Python references are imported), and no DAG is built.
+    :func:`from_yaml` would (Python references are imported, and a valid file is built
+    into a DAG, which is not run), so an empty list means :func:`from_yaml` succeeds.
     """
     return _check(path)[1]
 
@@ -104,17 +142,15 @@ def from_yaml(path: str | os.PathLike[str]) -> DAG:
         >>> dag = pipekit.from_yaml("flows/marts.yml")
         >>> report = pipekit.backfill(dag, "2024-01-01", "2024-01-31")
     """
-    from pipekit.declarative._build import build
-
-    plan, found = _check(path)
-    if found:
+    dag, found = _check(path)
+    if dag is None:
         first = found[0]
         if len(found) > 1:
             first.add_note(
                 f"{len(found) - 1} more problem(s) in this file: run `pipekit validate {path}`"
             )
         raise first
-    return build(plan)
+    return dag
 
 
 def json_schema() -> dict[str, Any]:

@@ -38,8 +38,9 @@ def build(plan: Plan) -> DAG:
     """Make the DAG a plan describes.
 
     Raises:
-        DagFileError: the engine refused the DAG (a date parameter on a schedule that
-            runs more than once a day, say); located at ``schedule``.
+        DagFileError: the engine refused the DAG: located at ``tasks.<name>.output``
+            for a task's output, otherwise at ``schedule`` (a date parameter on a
+            schedule that runs more than once a day, say).
     """
     from pipekit.dag import DAG
     from pipekit.loader import module_name
@@ -77,8 +78,16 @@ def build(plan: Plan) -> DAG:
     try:
         dag = DAG(body, name=plan.name, description=plan.description, **plan.dag_options)
     except DefinitionError as exc:
+        # The engine names a task whose output it refuses; anything else is about the
+        # schedule and the parameter that receives its dates.
+        named = next((bp.written for bp in plan.tasks if f"task {bp.id!r}" in str(exc)), None)
+        if named is not None and "output=" in str(exc):
+            where: list[str | int] = ["tasks", named, "output"]
+            located = {"task": named, "key": "output"}
+        else:
+            where, located = ["schedule"], {"key": "schedule"}
         raise DagFileError(
-            str(exc), file=plan.source.path, line=plan.source.line(["schedule"]), key="schedule"
+            str(exc), file=plan.source.path, line=plan.source.line(where), **located
         ) from exc
     dag.module = module
     dag.file = str(path)

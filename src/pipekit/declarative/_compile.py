@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipekit.declarative import substitute
-from pipekit.declarative._tasks import NOTIFY_KEYS, TaskRules
+from pipekit.declarative._tasks import NOTIFY_KEYS, TaskRules, in_folder
 from pipekit.declarative._yaml import Source
 from pipekit.declarative.connections import Connection
 from pipekit.declarative.errors import locate
@@ -72,20 +72,42 @@ def _text(value: Any) -> str | None:
 
 
 def _bind_output(template: str, constants: Mapping[str, Any]) -> str:
-    """Fill the ``for_each`` fields of an output template, keeping the others."""
+    """Fill the ``for_each`` fields of an output template, keeping the others.
+
+    Raises:
+        ValueError: a field cannot format its value (``{region:03d}`` with ``eu``), or
+            names a method of it (``{region.upper}``); the message says which.
+    """
+    formatter = string.Formatter()
     out = []
-    for literal, name, spec, conv in string.Formatter().parse(template):
+    for literal, name, spec, conv in formatter.parse(template):
         out.append(literal.replace("{", "{{").replace("}", "}}"))
         if name is None:
             continue
-        if name in constants:
-            value = constants[name]
-            shown = format(value, spec) if spec else substitute.text_of(value)
-            out.append(shown.replace("{", "{{").replace("}", "}}"))
-        else:
-            out.append(
-                "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+        written = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+        base = name.split(".", 1)[0].split("[", 1)[0]
+        if base not in constants:
+            out.append(written)
+            continue
+        value = constants[base]
+        try:
+            found = formatter.convert_field(formatter.get_field(name, (), constants)[0], conv)
+            if spec or name != base or conv:
+                shown = format(found, spec or "")
+            else:
+                shown = substitute.text_of(found)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(
+                f"the field {written} cannot show the for_each value {value!r} "
+                f"({type(exc).__name__}: {exc}); write {{{base}}} or a format that fits "
+                "every value"
+            ) from exc
+        if callable(found):
+            raise ValueError(
+                f"the field {written} names a method of the for_each value {value!r}, not "
+                f"a value; write {{{base}}}"
             )
+        out.append(shown.replace("{", "{{").replace("}", "}}"))
     return "".join(out)
 
 
@@ -108,7 +130,7 @@ class _Compiler(TaskRules):
             where: list[str | int] = ["params", name]
             if not isinstance(spec, dict) or spec.get("type") not in _KINDS:
                 continue  # the schema reported it
-            if not str(name).isidentifier():
+            if not isinstance(name, str) or not name.isidentifier():
                 continue  # the schema reported it
             if keyword.iskeyword(name) or name in RESERVED or name.startswith("PIPEKIT_"):
                 self.problem(
@@ -186,7 +208,7 @@ class _Compiler(TaskRules):
         if not isinstance(declared, dict):
             return
         for name, url in declared.items():
-            if not isinstance(url, str):
+            if not isinstance(name, str) or not isinstance(url, str):
                 continue
             conn = Connection(name, url, self.folder)
             trouble = conn.problem()
@@ -211,12 +233,12 @@ class _Compiler(TaskRules):
             return []
         out: list[Blueprint] = []
         for name, spec in tasks.items():
-            if not isinstance(spec, dict):
-                continue
+            if not isinstance(name, str) or not isinstance(spec, dict):
+                continue  # a name YAML read as a number (say) was reported by the schema
             ids = self.expansions(name, spec)
             self.expanded[name] = [tid for tid, _ in ids]
             loops = spec.get("for_each") if isinstance(spec.get("for_each"), dict) else {}
-            known = set(self.params) | set(loops or {})
+            known = set(self.params) | {v for v in loops or {} if isinstance(v, str)}
             made = self.operator(name, spec, defaults, known)
             options = self.options(name, spec, defaults, known)
             if made is None or options is None or not ids:
@@ -226,7 +248,12 @@ class _Compiler(TaskRules):
                 fn, params, constants = factory(consts)
                 opts = dict(options)
                 if "output" in opts:
-                    opts["output"] = _bind_output(opts["output"], consts)
+                    try:
+                        bound = _bind_output(opts["output"], consts)
+                    except ValueError as exc:
+                        self.problem(str(exc), ["tasks", name, "output"])
+                        break
+                    opts["output"] = in_folder(bound, self.folder)
                 if kind == "sh" and "timeout" in opts:
                     # The command's process group is killed at `timeout` by the operator;
                     # the run loop's own limit only backs that up (see operators.sh).
@@ -249,6 +276,8 @@ class _Compiler(TaskRules):
         every = {tid for ids in self.expanded.values() for tid in ids}
         for name, spec in tasks.items():
             deps = spec.get("depends_on") if isinstance(spec, dict) else None
+            if not isinstance(name, str):
+                continue
             if isinstance(deps, str):
                 deps = [deps]
             if not isinstance(deps, list):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +26,7 @@ from pipekit.declarative.schema import OPERATORS, key_path
 from pipekit.errors import DefinitionError, PipekitError
 from pipekit.params import Param
 
-__all__ = ["Factory", "TaskRules"]
+__all__ = ["Factory", "FolderOutput", "TaskRules", "in_folder"]
 
 Factory = Callable[[dict[str, Any]], tuple[Callable[..., Any], list[str], dict[str, Any]]]
 """Makes a task's (function, run params it takes, constant kwargs) from for_each values."""
@@ -33,6 +34,41 @@ Factory = Callable[[dict[str, Any]], tuple[Callable[..., Any], list[str], dict[s
 _OWN_KEYS = {"conn": ("sql", "sql_file"), "cwd": ("sh",), "env": ("sh",), "args": ("python",)}
 NOTIFY_KEYS = ("on_failure", "on_success", "on_retry")
 RETRY_KEYS = ("retries", "retry_delay", "retry_backoff", "retry_max_delay", "retry_jitter")
+
+
+class FolderOutput(str):
+    """An ``output:`` template that starts with a field, relative to the DAG file's folder.
+
+    Where ``{ds}/report.csv`` lands is known only once the field is filled in: the
+    engine renders a template with ``template.format_map(params)``, and this template
+    joins the rendered path to the folder then (an absolute rendered path stays).
+    """
+
+    folder: str
+
+    def __new__(cls, template: str, folder: str) -> FolderOutput:
+        """The template, as text, remembering the folder."""
+        made = super().__new__(cls, template)
+        made.folder = folder
+        return made
+
+    def format_map(self, mapping: Mapping[str, Any], /) -> str:  # type: ignore[override]
+        """The rendered path, joined to the folder unless it is absolute."""
+        return os.path.join(self.folder, str.format_map(self, mapping))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (template, folder): tasks cross to worker processes."""
+        return (FolderOutput, (str(self), self.folder))
+
+
+def in_folder(template: str, folder: Path) -> str:
+    """An output template whose relative paths start at ``folder`` (the DAG file's)."""
+    if template.startswith("/"):
+        return template
+    if template.startswith("{"):  # the field may render as an absolute path: decide then
+        return FolderOutput(template, str(folder))
+    escaped = str(folder).replace("{", "{{").replace("}", "}}")
+    return f"{escaped}/{template}"
 
 
 class TaskRules:
@@ -93,7 +129,9 @@ class TaskRules:
             return [(name, {})]
         ok = True
         for var, values in loops.items():
-            if var in self.params:
+            if not isinstance(var, str):
+                ok = False  # the schema reported it
+            elif var in self.params:
                 self.problem(
                     f"for_each name {var!r} is also a run parameter; rename one of them",
                     ["tasks", name, "for_each", var],
@@ -136,9 +174,11 @@ class TaskRules:
         return f"{shown} names no run parameter; {hint}known names: {listed}"
 
     def check_sql(self, script: str, known: set[str], where: list[str | int], origin: str) -> None:
+        reported: set[str] = set()  # each unknown name once, at its first statement
         for st in sqltext.split(script):
             for p in st.params:
-                if p not in known:
+                if p not in known and p not in reported:
+                    reported.add(p)
                     place = f" ({origin} line {st.line})" if origin else ""
                     self.problem(self.unknown_param(p, known, f"the SQL's ${p}{place}"), where)
 
@@ -219,17 +259,19 @@ class TaskRules:
 
         value = spec["sh"]
         if isinstance(value, list):
-            for i, arg in enumerate(value):
-                self.check_refs(str(arg), known, ["tasks", name, "sh", i])
-            command: str | tuple[str, ...] = tuple(str(a) for a in value)
+            args = [self.as_written(a, ["tasks", name, "sh", i]) for i, a in enumerate(value)]
+            for i, arg in enumerate(args):
+                self.check_refs(arg, known, ["tasks", name, "sh", i])
+            command: str | tuple[str, ...] = tuple(args)
         elif isinstance(value, str):
             command = value
         else:
             return None
         env: dict[str, str] = {}
-        for layer in (defaults.get("env"), spec.get("env")):
+        for where in (["defaults", "env"], ["tasks", name, "env"]):
+            layer = (defaults if where[0] == "defaults" else spec).get("env")
             if isinstance(layer, dict):
-                env.update({str(k): substitute.text_of(v) for k, v in layer.items()})
+                env.update({str(k): self.as_written(v, [*where, k]) for k, v in layer.items()})
         cwd = spec.get("cwd", defaults.get("cwd"))
         folder = str((self.folder / cwd) if isinstance(cwd, str) else self.folder)
         timeout = spec.get("timeout", defaults.get("timeout"))
@@ -240,6 +282,13 @@ class TaskRules:
             return Shell(command, folder, env, consts, limit), params, {}
 
         return make
+
+    def as_written(self, value: Any, where: list[str | int]) -> str:
+        """A scalar's text as the file writes it: ``ZIP: 02134`` is ``02134``, not ``2134``."""
+        if isinstance(value, str):
+            return value
+        written = self.source.written(where)
+        return substitute.text_of(value) if written is None else written
 
     def sql(
         self,
@@ -338,10 +387,7 @@ class TaskRules:
                         ["tasks", name, "output"],
                     )
                     return None
-            if not output.startswith(("/", "{")):  # relative paths start at the DAG file
-                folder = str(self.folder).replace("{", "{{").replace("}", "}}")
-                output = f"{folder}/{output}"
-            out["output"] = output
+            out["output"] = output  # made relative to the folder per expansion: in_folder
         for key in NOTIFY_KEYS:
             found = self.notifiers(["tasks", name, key])
             if found:

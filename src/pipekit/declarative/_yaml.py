@@ -131,6 +131,14 @@ class Source:
         node, _ = self._find(where, key)
         return None if node is None else int(node.start_mark.line) + 1
 
+    def written(self, where: Path_) -> str | None:
+        """The text of the scalar at ``where`` as written in the file (``02134``, ``1.10``).
+
+        None when there is no scalar exactly there (a value merged in with ``<<``, say).
+        """
+        node, exact = self._find(where, False)
+        return str(node.value) if exact and isinstance(node, ScalarNode) else None
+
     def is_block(self, where: Path_) -> bool:
         """True when the text at ``where`` is a ``|`` or ``>`` block (it starts a line later)."""
         node, exact = self._find(where, False)

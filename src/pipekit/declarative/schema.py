@@ -20,6 +20,7 @@ from pipekit.declarative.errors import DagFileError
 
 if TYPE_CHECKING:
     import jsonschema
+    from yaml.nodes import Node
 
     from pipekit.declarative._yaml import Source
 
@@ -359,7 +360,8 @@ def _explain(  # noqa: PLR0911, PLR0912 - a dispatch: one message per kind of ru
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(schema.get("properties", {}))
         out = []
-        for extra in (k for k in error.instance if k not in allowed):
+        # A key YAML read as a number, a boolean or null is reported by _key_types.
+        for extra in (k for k in error.instance if k not in allowed and isinstance(k, str)):
             close = difflib.get_close_matches(str(extra), allowed, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             out.append(
@@ -402,9 +404,73 @@ def _explain(  # noqa: PLR0911, PLR0912 - a dispatch: one message per kind of ru
     return [at(error.message, path)]
 
 
-def problems(source: Source) -> list[DagFileError]:
-    """Every violation of :data:`SCHEMA` in ``source``, in the order of the file's lines."""
+_READ_AS = {"int": "a number", "float": "a number", "bool": "true or false", "null": "null"}
+
+
+def _what(path: list[str | int]) -> str:
+    """What a key at ``path`` names, for messages: ``task name``, ``param name``, ..."""
+    tops = {"tasks": "task name", "params": "param name", "connections": "connection name"}
+    if len(path) == 1 and path[0] in tops:
+        return tops[str(path[0])]
+    if path[-1:] == ["for_each"]:
+        return "for_each name"
+    if path[-1:] == ["env"]:
+        return "environment variable name"
+    if path[-1:] == ["args"]:
+        return "argument name"
+    return "key"
+
+
+def _key_types(
+    node: Node | None, path: list[str | int], source: Source, seen: set[int]
+) -> list[DagFileError]:
+    """Keys YAML reads as a number, boolean or null (``1:``, ``2024:``, ``~:``).
+
+    Names are text; JSON Schema's ``pattern`` skips keys that are not, so they are
+    found here, on the node tree, where the key's text as written is known. Mappings
+    inside an ``args:`` value are the function's data and may have any keys. A node
+    reached again through an alias (``*x``, perhaps inside itself) is checked once.
+    """
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    if (len(path) >= 4 and path[0] == "tasks" and path[2] == "args") or id(node) in seen:
+        return []
+    seen.add(id(node))
     found: list[DagFileError] = []
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            if not isinstance(k, ScalarNode):
+                continue  # a complex key fails while the file is read
+            kind = str(k.tag).rsplit(":", 1)[-1]
+            if kind in _READ_AS and k.style is None:
+                task, name = _where(path)
+                written = str(k.value)
+                fix = f"quote it: '{written}'" if written else "write a name"
+                found.append(
+                    DagFileError(
+                        f"{_what(path)} {written or '(empty)'} is read by YAML as "
+                        f"{_READ_AS[kind]}; {fix}",
+                        file=source.path,
+                        line=int(k.start_mark.line) + 1,
+                        task=task,
+                        key=name,
+                    )
+                )
+                continue
+            found.extend(_key_types(v, [*path, str(k.value)], source, seen))
+    elif isinstance(node, SequenceNode):
+        for i, item in enumerate(node.value):
+            found.extend(_key_types(item, [*path, i], source, seen))
+    return found
+
+
+def problems(source: Source) -> list[DagFileError]:
+    """Every violation of :data:`SCHEMA` in ``source``, in the order of the file's lines.
+
+    Also every key that YAML reads as something other than text (``1:``, ``~:``), which
+    JSON Schema's name patterns cannot see.
+    """
+    found: list[DagFileError] = _key_types(source.root, [], source, set())
     for error in _validator().iter_errors(source.data):
         found.extend(_explain(error, source))
     found.sort(key=lambda e: e.line or 0)

@@ -2,9 +2,14 @@
 
 ``python: "module:function"`` imports a module (the DAG file's folder is on ``sys.path``,
 as a Python DAG file's is); ``python: "path/to/file.py:function"`` loads a file relative
-to the DAG file. The function becomes the task's function as it is: at run time it is
-called with the run parameters (and ``for_each`` values) its signature names, plus the
-task's ``args:`` as constant keyword arguments; its return value is the task's result.
+to the DAG file. A module that lies beside the DAG file is always that file's own: when
+another DAG file's folder has a module of the same name that was imported first (Python
+keeps one per name), the one beside this file is loaded under a name of its own; and
+the functions of such modules are sent to worker processes by value, since a worker's
+``sys.path`` holds every folder and would find the first one. The function becomes the
+task's function as it is: at run time it is called with the run parameters (and
+``for_each`` values) its signature names, plus the task's ``args:`` as constant keyword
+arguments; its return value is the task's result.
 Both are checked when the DAG file is loaded, so a reference that does not import, or
 a function whose arguments the task cannot fill, is reported before anything runs.
 """
@@ -23,29 +28,64 @@ from typing import Any
 __all__ = ["plan_call", "resolve"]
 
 
+def _load(path: Path, target: str) -> ModuleType:
+    """Load a file as a module of its own (``pipekit_dags.<stem>_<hash>``), sent by value."""
+    from pipekit.errors import PipekitError
+    from pipekit.loader import load_file
+
+    try:
+        return load_file(path)
+    except PipekitError as exc:
+        cause = exc.__cause__
+        what = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        raise ValueError(f"loading {target!r} failed: {what}") from exc
+
+
+def _beside(target: str, folder: Path) -> Path | None:
+    """The file in ``folder`` that the module name ``target`` names, if there is one."""
+    base = folder.joinpath(*target.split("."))
+    for candidate in (base / "__init__.py", base.with_name(base.name + ".py")):  # as Python
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _from(module: ModuleType, file: Path) -> bool:
+    """Whether ``module`` was loaded from ``file``."""
+    origin = getattr(module, "__file__", None)
+    return origin is not None and Path(origin).resolve() == file
+
+
 def _module(target: str, folder: Path, cache: dict[str, ModuleType]) -> ModuleType:
     if target in cache:
         return cache[target]
     if target.endswith(".py") or "/" in target:
-        from pipekit.errors import PipekitError
-        from pipekit.loader import load_file
-
         path = (folder / target).resolve()
         if not path.is_file():
             raise ValueError(f"there is no file {target!r} next to the DAG file ({path})")
-        try:
-            module = load_file(path)
-        except PipekitError as exc:
-            cause = exc.__cause__
-            what = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-            raise ValueError(f"loading {target!r} failed: {what}") from exc
+        module = _load(path, target)
     else:
         if str(folder) not in sys.path:  # modules beside the DAG file, as for .py DAG files
             sys.path.insert(0, str(folder))
+        beside = _beside(target, folder)
         try:
             module = importlib.import_module(target)
         except Exception as exc:
-            raise ValueError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
+            if beside is None:
+                raise ValueError(
+                    f"importing {target!r} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            module = _load(beside, target)  # its package name is taken by another folder's
+        if beside is not None and not _from(module, beside):
+            # Another DAG file's folder has a module of this name, imported first and kept
+            # in sys.modules: load the one beside this DAG file under a name of its own.
+            module = _load(beside, target)
+        elif beside is not None:
+            import cloudpickle
+
+            # A worker process would import the name from its sys.path, where another
+            # DAG file's folder may come first: send the functions by value instead.
+            cloudpickle.register_pickle_by_value(module)
     cache[target] = module
     return module
 
