@@ -269,17 +269,38 @@ def _backfill(d: pipekit.DAG, end: str, max_workers: int) -> list[Run]:
     return [r for r in runs if r is not None]
 
 
-def test_a_backfill_runs_quick_branches_in_the_loop_thread_after_the_first_date() -> None:
+def test_a_backfill_runs_quick_branches_in_the_loop_thread_after_the_first_date(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once an executor has seen the branches take under ``quick``, a backfill's later
+    dates run them in the loop's thread: here no worker thread can start after the
+    first date, so every later branch must have run there (else the backfill hangs)."""
+    import pipekit.executors.threads as threads_module
+
     WHERE.clear()
-    runs = _backfill(fan, "2026-01-06", 4)
-    assert [r.tasks["total"].result for r in runs] == [4 * (day + 1) for day in range(1, 7)]
-    assert all(r.state is State.SUCCESS for r in runs)
+    executor = _executor(0.0001, 4)
+    first = fan.run(ds="2026-01-01", executor=executor, store=MemoryStore())
+    assert first.tasks["total"].result == 8
     me = _thread_name()
-    first_date, later = WHERE[:4], WHERE[4:]
-    assert me not in {name for _, name in first_date}  # not known yet: all on workers
-    assert me in {name for _, name in later}
-    assert len(later) == 20  # each branch ran once per date, wherever it ran
-    attempts = [t.attempts for r in runs for t in r.tasks.values()]
+    assert len(WHERE) == 4 and me not in {name for _, name in WHERE}  # unknown: on workers
+
+    _Deferred.waiting = []  # from here on, worker threads wait for a go() that never comes
+    shim = types.SimpleNamespace(Thread=_Deferred, Lock=threading.Lock)
+    monkeypatch.setattr(threads_module, "threading", shim)
+    WHERE.clear()
+    try:
+        report = pipekit.backfill(
+            fan, "2026-01-02", "2026-01-06", store=MemoryStore(), executor=executor, progress=False
+        )
+    finally:
+        _Deferred.go()  # let any thread made meanwhile start and end
+    runs = [o.run for o in report.dates.values()]
+    assert [r.tasks["total"].result if r else None for r in runs] == [
+        4 * (day + 1) for day in range(2, 7)
+    ]
+    assert all(r is not None and r.state is State.SUCCESS for r in runs)
+    assert [name for _, name in WHERE] == [me] * 20  # each branch once per date, all here
+    attempts = [t.attempts for r in runs if r for t in r.tasks.values()]
     assert set(attempts) == {1}
 
 
