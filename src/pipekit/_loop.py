@@ -368,7 +368,7 @@ class Loop:
             return _UNFETCHABLE
 
     def mark_descendants(self, tid: str, state: State, now: datetime) -> None:
-        """Mark every queued descendant of ``tid`` with ``state``.
+        """Mark the descendants of ``tid`` that will not run now with ``state``.
 
         Skipped wins over upstream_failed, whichever upstream ended first: a task below
         both a skip and a failure would not run once the failure is fixed, so it is
