@@ -264,3 +264,19 @@ def gathering(workdir: str) -> None:
     """Four meet tasks that can only finish if all four run at once."""
     for name in "abcd":
         meet(workdir, name, 4)
+
+
+# -- one executor object, run after run --------------------------------------------------
+
+
+@task
+def perish() -> None:
+    """Kill the worker process running it (no retries: the run fails with WorkerDied)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dag
+def perishing(workdir: str) -> None:
+    """perish kills its worker; an independent source(9) still succeeds."""
+    perish()
+    source(workdir, 9)

@@ -136,9 +136,10 @@ class DaskExecutor:
         self._shared = False
         self._lock = threading.Lock()
         self._report: Report | None = None
-        self._running: dict[int, Future[Any]] = {}
-        self._keys: dict[str, int] = {}  # Dask key -> Job key, for worker-loss events
-        self._given_up: set[int] = set()  # cancelled by the loop, or failed by an event
+        self._running: dict[int, Future[Any]] = {}  # this run's attempts, by Job key
+        # Dask key -> Job key and the report of the run that submitted it (worker-loss events)
+        self._keys: dict[str, tuple[int, Report]] = {}
+        self._given_up: set[str] = set()  # Dask keys cancelled by the loop or failed by an event
 
     def __repr__(self) -> str:
         """Show where attempts go."""
@@ -234,7 +235,7 @@ class DaskExecutor:
             return
         dask_key = f"{ctx.task}-{ctx.run_id}-{ctx.attempt}-{uuid.uuid4().hex[:8]}"
         with self._lock:
-            self._keys[dask_key] = job.key
+            self._keys[dask_key] = (job.key, report)
         future = self.client.submit(
             _attempt,
             payload,
@@ -247,19 +248,21 @@ class DaskExecutor:
         )
         with self._lock:
             self._running[job.key] = future
-        future.add_done_callback(lambda f: self._done(job.key, dask_key, f))
+        future.add_done_callback(lambda f: self._done(job.key, dask_key, f, report))
 
-    def _done(self, key: int, dask_key: str, future: Future[Any]) -> None:
-        """Report how the attempt's future ended (from Dask's callback thread)."""
+    def _done(self, key: int, dask_key: str, future: Future[Any], report: Report) -> None:
+        """Report how the attempt's future ended (from Dask's callback thread).
+
+        ``report`` is the one of the run that submitted it: a reused executor may serve
+        another run by the time an earlier run's attempt ends.
+        """
         with self._lock:
-            self._running.pop(key, None)
+            if self._running.get(key) is future:
+                del self._running[key]
             self._keys.pop(dask_key, None)
-            if key in self._given_up:
-                self._given_up.discard(key)
+            if dask_key in self._given_up:
+                self._given_up.discard(dask_key)
                 return
-        report = self._report
-        if report is None:
-            return
         try:
             outcome = _outcome(key, future)
         except BaseException as exc:  # the client lost its scheduler, say: never leave it unsaid
@@ -268,19 +271,19 @@ class DaskExecutor:
 
     def _workers_lost(self, dask_keys: Iterable[str], worker: str) -> None:
         """Fail the attempts that were running on a worker that died (an event arrived)."""
-        lost: list[tuple[int, Future[Any] | None]] = []
+        lost: list[tuple[int, Report, Future[Any] | None]] = []
         with self._lock:
             for dask_key in dask_keys:
-                key = self._keys.pop(dask_key, None)
-                if key is not None and key not in self._given_up:
-                    lost.append((key, self._running.pop(key, None)))
-                    self._given_up.add(key)  # its future's own ending is not reported
-        report = self._report
-        if not lost or report is None:
+                found = self._keys.pop(dask_key, None)
+                if found is not None and dask_key not in self._given_up:
+                    key, report = found
+                    lost.append((key, report, self._running.pop(key, None)))
+                    self._given_up.add(dask_key)  # its future's own ending is not reported
+        if not lost:
             return
-        for key, _ in lost:
+        for key, report, _ in lost:
             report(_worker_died(key, worker))
-        futures = [f for _, f in lost if f is not None]
+        futures = [f for _, _, f in lost if f is not None]
         client = self._client
         if futures and client is not None:
             # Called on Dask's event loop, where a blocking call would deadlock.
@@ -296,7 +299,7 @@ class DaskExecutor:
             future = self._running.pop(key, None)
             if future is None:
                 return  # it has finished: its outcome is reported (and ignored)
-            self._given_up.add(key)
+            self._given_up.add(str(future.key))
         with contextlib.suppress(Exception):
             future.cancel()
 
@@ -313,9 +316,9 @@ class DaskExecutor:
         """
         with self._lock:
             futures = list(self._running.values())
+            self._running.clear()  # the next run's keys start again: never confuse them
             if cancel:
-                self._given_up.update(self._running)
-                self._running.clear()
+                self._given_up.update(str(f.key) for f in futures)
                 self._keys.clear()
         client = self._client
         if client is not None:
