@@ -2,8 +2,8 @@
 
 Tasks report what they did through files in the run's ``workdir`` parameter rather
 than through module state, because state in a worker process never reaches the test.
-Task functions travel to worker processes by value (cloudpickle); the helpers they
-call travel by reference, so a worker imports this module, which stays light.
+Task functions and the helpers they call travel to worker processes by reference, so
+a worker imports this module, which stays light.
 """
 
 from __future__ import annotations

@@ -25,10 +25,12 @@ executor contract (:mod:`pipekit.executors.base`) onto Dask:
 * **Timeouts.** The worker runs an attempt that has a timeout in a helper thread and
   gives up on it when the time is up, freeing the worker's slot (the thread is
   abandoned, as the threads executor does); the loop cancels the attempt's future.
-* **Code reaches the workers** as the processes executor sends it: the task function
-  and its context are cloudpickled, and the worker adds the submitting process's
-  ``sys.path`` entries it lacks, so DAG files importable here are importable on workers
-  that share the file system. Workers need pipekit (and the tasks' libraries) installed.
+* **Code reaches the workers** as the processes executor sends it: a ``@task``
+  function of an importable module by reference (the worker imports the module), any
+  other function by value (cloudpickle), with the attempt's context; the worker adds
+  the submitting process's ``sys.path`` entries it lacks, so DAG files importable here
+  are importable on workers that share the file system. Workers need pipekit (and the
+  tasks' libraries) installed.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pipekit.errors import PipekitError, TaskTimeout
+from pipekit.executors._byref import sendable
 from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
 
 if TYPE_CHECKING:
@@ -225,7 +228,7 @@ class DaskExecutor:
         assert report is not None, "start() first"
         ctx = job.context
         try:
-            payload = cloudpickle.dumps(replace(job, args=(), kwargs={}))
+            payload = cloudpickle.dumps(sendable(replace(job, args=(), kwargs={})))
         except Exception as exc:
             err = PipekitError(
                 f"task {ctx.task!r} cannot be sent to the Dask cluster "

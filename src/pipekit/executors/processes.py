@@ -4,7 +4,8 @@ Each worker is a fresh ``python -m pipekit.executors._procworker`` process (not 
 fork, so it is safe in threaded programs, and not multiprocessing's spawn, so a
 script without an ``if __name__ == "__main__"`` guard works too). Tasks, arguments
 and results cross as cloudpickle frames over pipes; functions defined in
-``__main__`` or in closures travel by value. A timed-out attempt's worker is
+``__main__`` or in closures travel by value, ``@task`` functions of importable
+modules by reference (the worker imports their module). A timed-out attempt's worker is
 terminated and replaced; a worker that dies fails its attempt.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipekit.errors import PipekitError
+from pipekit.executors._byref import sendable
 from pipekit.executors._wire import read_frame, write_frame
 from pipekit.executors.base import Job, Outcome, Report, check_max_workers
 
@@ -149,7 +151,7 @@ class ProcessesExecutor:
         report = self._report
         assert report is not None
         try:
-            payload = pickle.dumps((job.key, job.context.task, cloudpickle.dumps(job)))
+            payload = pickle.dumps((job.key, job.context.task, cloudpickle.dumps(sendable(job))))
         except Exception as exc:
             err = PipekitError(
                 f"task {job.context.task!r} or its arguments cannot be sent to a worker process "
