@@ -239,16 +239,22 @@ class DaskExecutor:
         dask_key = f"{ctx.task}-{ctx.run_id}-{ctx.attempt}-{uuid.uuid4().hex[:8]}"
         with self._lock:
             self._keys[dask_key] = (job.key, report)
-        future = self.client.submit(
-            _attempt,
-            payload,
-            list(sys.path),
-            job.args,
-            dict(job.kwargs),
-            key=dask_key,
-            pure=False,
-            retries=0,
-        )
+        try:  # serializes the arguments: one that cannot be pickled raises here
+            future = self.client.submit(
+                _attempt,
+                payload,
+                list(sys.path),
+                job.args,
+                dict(job.kwargs),
+                key=dask_key,
+                pure=False,
+                retries=0,
+            )
+        except Exception as exc:  # fail this attempt, never the run
+            with self._lock:
+                self._keys.pop(dask_key, None)
+            report(_not_submitted(job, exc))
+            return
         with self._lock:
             self._running[job.key] = future
         future.add_done_callback(lambda f: self._done(job.key, dask_key, f, report))
@@ -427,6 +433,18 @@ def _failure(key: int, exc: BaseException | None) -> Outcome:
     if exc is None:
         exc = PipekitError("the attempt's Dask task failed without an error")
     return Outcome(key, False, None, exc, format_error(exc))
+
+
+def _not_submitted(job: Job, exc: Exception) -> Outcome:
+    """The outcome of an attempt that ``Client.submit`` refused (its arguments, mostly)."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+    detail = str(cause).strip().split("\n", 1)[0][:300]
+    err = PipekitError(
+        f"task {job.context.task!r} could not be submitted to the Dask cluster "
+        f"({type(cause).__name__}: {detail}); pass picklable arguments (a value that "
+        "cannot be pickled can only go to the threads or sequential executor)"
+    )
+    return Outcome(job.key, False, None, err, f"PipekitError: {err}")
 
 
 def _worker_died(key: int, worker: str) -> Outcome:
