@@ -293,3 +293,33 @@ def test_a_function_that_cannot_be_pickled_fails_its_task_not_the_run(
     assert failed.state == "failed"
     assert failed.error is not None
     assert failed.error.startswith("PipekitError: task 'guarded' cannot be sent to the Dask")
+
+
+@pytest.fixture
+def quick_connect() -> Iterator[None]:
+    """Give up connecting to a scheduler after 50 ms."""
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "50ms"}):
+        yield
+
+
+@pytest.mark.usefixtures("quick_connect")
+def test_an_unreachable_scheduler_is_a_pipekit_error_naming_the_address() -> None:
+    """start() on an address where no scheduler listens raises PipekitError, not OSError."""
+    executor = DaskExecutor("tcp://127.0.0.1:1")
+    with pytest.raises(pipekit.PipekitError, match=r"'tcp://127\.0\.0\.1:1' \(given to Dask"):
+        executor.start(lambda outcome: None)
+
+
+@pytest.mark.usefixtures("quick_connect")
+def test_an_unreachable_scheduler_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """executor="dask" with $PIPEKIT_DASK_ADDRESS pointing nowhere says to check that variable."""
+    from pipekit.executors.dask import ADDRESS_ENV
+
+    monkeypatch.setenv(ADDRESS_ENV, "tcp://127.0.0.1:1")
+    for executor in (DaskExecutor(), DaskExecutor.shared()):
+        with pytest.raises(pipekit.PipekitError, match=r"\$PIPEKIT_DASK_ADDRESS"):
+            executor.start(lambda outcome: None)

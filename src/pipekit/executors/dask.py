@@ -177,7 +177,8 @@ class DaskExecutor:
             return _shared_client()
         address = self.address or os.environ.get(ADDRESS_ENV)
         if address:
-            client = Client(address, set_as_default=False)
+            where = "given to DaskExecutor" if self.address else f"in ${ADDRESS_ENV}"
+            client = _client(address, where)
         else:
             cluster = local_cluster(**self.cluster_options)
             self._own.append(cluster)
@@ -213,7 +214,12 @@ class DaskExecutor:
     # -- the executor contract -----------------------------------------------------
 
     def start(self, report: Report) -> None:
-        """Connect, watch for dead workers, and size :attr:`capacity` to the cluster."""
+        """Connect, watch for dead workers, and size :attr:`capacity` to the cluster.
+
+        Raises:
+            PipekitError: the scheduler cannot be reached (naming its address and
+                where it came from), or dask.distributed is not installed.
+        """
         client = self.client
         self._report = report
         _watch(client, self)
@@ -526,9 +532,31 @@ def _shared_client() -> Client:
         if not _shared:
             atexit.register(close_shared)
         cluster = None if address else local_cluster()
-        client = Client(address or cluster, set_as_default=False)
+        client = (
+            _client(address, f"in ${ADDRESS_ENV}")
+            if address
+            else Client(cluster, set_as_default=False)
+        )
         _shared[address] = (client, cluster)
         return client
+
+
+def _client(address: str, where: str) -> Client:
+    """A client of the scheduler at ``address`` (``where``: where the address came from).
+
+    Raises:
+        PipekitError: the scheduler cannot be reached, or the address is malformed.
+    """
+    from distributed import Client
+
+    try:
+        return Client(address, set_as_default=False)
+    except Exception as exc:  # OSError (refused, timed out), ValueError (a bad address)
+        raise PipekitError(
+            f"cannot connect to the Dask scheduler at {address!r} ({where}): "
+            f"{type(exc).__name__}: {exc}; check the address and that the scheduler is "
+            f"running, or unset ${ADDRESS_ENV} and give no address to start a local cluster"
+        ) from exc
 
 
 def close_shared() -> None:
