@@ -280,3 +280,25 @@ def perishing(workdir: str) -> None:
     """perish kills its worker; an independent source(9) still succeeds."""
     perish()
     source(workdir, 9)
+
+
+# -- an error that cannot be turned into text ---------------------------------------------
+
+
+class Unprintable(Exception):
+    """An exception whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this error fails on purpose")
+
+
+@task
+def raise_unprintable() -> None:
+    raise Unprintable("hidden")
+
+
+@dag
+def unprintable(workdir: str) -> None:
+    """raise_unprintable fails with an Unprintable; an independent source(4) succeeds."""
+    raise_unprintable()
+    source(workdir, 4)

@@ -27,6 +27,7 @@ from .pipelines import (
     recovers,
     stuck,
     unpicklable_error,
+    unprintable,
 )
 
 EXECUTORS = ["sequential", "threads", "processes", "dask"]
@@ -115,6 +116,22 @@ def test_an_error_that_cannot_be_pickled_keeps_its_text(
     assert failed.error is not None
     assert failed.error.startswith("LockedError: the original message")
     assert "Traceback (most recent call last)" in failed.error
+
+
+@every_executor
+def test_an_error_whose_str_raises_fails_only_its_task(
+    executor: str, store: MemoryStore, workdir: str
+) -> None:
+    """An exception whose str() raises fails its task (text as traceback words it); no more."""
+    run = unprintable.run(executor=executor, store=store, workdir=workdir, raise_on_failure=False)
+    failed = run.tasks["raise_unprintable"]
+    assert failed.state == "failed"
+    assert failed.attempts == 1
+    assert failed.error is not None
+    assert failed.error.startswith("Unprintable: <exception str() failed>")
+    assert "in raise_unprintable" in failed.error
+    assert run.tasks["source"].result == 4
+    assert run.state == "failed"
 
 
 @every_executor

@@ -15,7 +15,7 @@ from typing import Any
 
 def _dump(outcome: Any) -> bytes:
     """The outcome as a frame: plain pickle when it can (cloudpickle costs 10-25 ms to import)."""
-    from pipekit.executors.base import Outcome
+    from pipekit.executors.base import Outcome, error_head
 
     try:
         try:
@@ -32,7 +32,7 @@ def _dump(outcome: Any) -> bytes:
 
         what = "result" if outcome.ok else "error"
         error = RuntimeError(
-            f"the task's {what} cannot be sent back from the worker process ({exc}); "
+            f"the task's {what} cannot be sent back from the worker process ({error_head(exc)}); "
             "return picklable values (or use the threads executor)"
         )
         text = outcome.error_text if not outcome.ok else f"RuntimeError: {error}"
@@ -57,11 +57,11 @@ def main(argv: list[str]) -> int:
         try:
             job = pickle.loads(payload)
         except Exception as exc:  # the task's code cannot be rebuilt here: fail the attempt
-            from pipekit.executors.base import Outcome, format_error
+            from pipekit.executors.base import Outcome, error_head, format_error
 
             error = RuntimeError(
                 f"task {task_id!r} could not be loaded in the worker process "
-                f"({type(exc).__name__}: {exc}); define tasks in importable modules or files"
+                f"({error_head(exc)}); define tasks in importable modules or files"
             )
             write_frame(wfd, _dump(Outcome(key, False, None, error, format_error(error))))
             continue

@@ -50,7 +50,15 @@ from typing import TYPE_CHECKING, Any
 
 from pipekit.errors import PipekitError, TaskTimeout
 from pipekit.executors._byref import sendable
-from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
+from pipekit.executors.base import (
+    Job,
+    Outcome,
+    Report,
+    check_max_workers,
+    error_head,
+    format_error,
+    invoke,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
@@ -238,7 +246,7 @@ class DaskExecutor:
         except Exception as exc:
             err = PipekitError(
                 f"task {ctx.task!r} cannot be sent to the Dask cluster "
-                f"({type(exc).__name__}: {exc}); define tasks in importable modules or files"
+                f"({error_head(exc)}); define tasks in importable modules or files"
             )
             report(Outcome(job.key, False, None, err, f"PipekitError: {err}"))
             return
@@ -372,7 +380,7 @@ def _attempt(
         shell: Job = pickle.loads(payload)
     except Exception as exc:  # the task's code cannot be rebuilt on this worker
         error = RuntimeError(
-            f"the task could not be loaded on the Dask worker ({type(exc).__name__}: {exc}); "
+            f"the task could not be loaded on the Dask worker ({error_head(exc)}); "
             "install its module on the workers or share the DAG files' folder with them"
         )
         raise _Failed(error, format_error(error)) from None
@@ -406,7 +414,8 @@ def _sendable(error: BaseException) -> BaseException:
         pickle.loads(cloudpickle.dumps(error))
     except Exception as exc:
         return RuntimeError(
-            f"the task's error cannot be sent back from the Dask worker ({exc}): {error!r}"
+            f"the task's error cannot be sent back from the Dask worker ({error_head(exc)}): "
+            f"{error_head(error)}"
         )
     return error
 
@@ -444,10 +453,10 @@ def _failure(key: int, exc: BaseException | None) -> Outcome:
 def _not_submitted(job: Job, exc: Exception) -> Outcome:
     """The outcome of an attempt that ``Client.submit`` refused (its arguments, mostly)."""
     cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
-    detail = str(cause).strip().split("\n", 1)[0][:300]
+    detail = error_head(cause).strip().split("\n", 1)[0][:300]
     err = PipekitError(
         f"task {job.context.task!r} could not be submitted to the Dask cluster "
-        f"({type(cause).__name__}: {detail}); pass picklable arguments (a value that "
+        f"({detail}); pass picklable arguments (a value that "
         "cannot be pickled can only go to the threads or sequential executor)"
     )
     return Outcome(job.key, False, None, err, f"PipekitError: {err}")

@@ -23,7 +23,7 @@ from typing import Any
 from pipekit.errors import PipekitError
 from pipekit.executors._byref import sendable
 from pipekit.executors._wire import read_frame, write_frame
-from pipekit.executors.base import Job, Outcome, Report, check_max_workers
+from pipekit.executors.base import Job, Outcome, Report, check_max_workers, error_head
 
 __all__ = ["ProcessesExecutor"]
 
@@ -111,7 +111,7 @@ class ProcessesExecutor:
                     continue
                 err = PipekitError(
                     "the task's outcome could not be read back from the worker process "
-                    f"({type(load_error).__name__}: {load_error}); return and raise "
+                    f"({error_head(load_error)}); return and raise "
                     "picklable objects"
                 )
                 outcome = Outcome(key, False, None, err, f"PipekitError: {err}")
@@ -155,7 +155,7 @@ class ProcessesExecutor:
         except Exception as exc:
             err = PipekitError(
                 f"task {job.context.task!r} or its arguments cannot be sent to a worker process "
-                f"({type(exc).__name__}: {exc}); pass picklable values or use the threads executor"
+                f"({error_head(exc)}); pass picklable values or use the threads executor"
             )
             report(Outcome(job.key, False, None, err, f"PipekitError: {err}"))
             return
