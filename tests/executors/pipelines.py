@@ -302,3 +302,22 @@ def unprintable(workdir: str) -> None:
     """raise_unprintable fails with an Unprintable; an independent source(4) succeeds."""
     raise_unprintable()
     source(workdir, 4)
+
+
+# -- a BaseException raised by the task itself, away from the loop's thread ---------------
+
+
+class Halt(BaseException):
+    """A BaseException that is neither an Exception nor one task_failed() lists."""
+
+
+@task(timeout=5)
+def halt() -> None:
+    raise Halt("halted on purpose")
+
+
+@dag
+def halting(workdir: str) -> None:
+    """halt (with a timeout, so never in the loop's thread) raises Halt; source(6) runs."""
+    halt()
+    source(workdir, 6)

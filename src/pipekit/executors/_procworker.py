@@ -42,7 +42,7 @@ def _dump(outcome: Any) -> bytes:
 def main(argv: list[str]) -> int:
     """Serve jobs until the parent closes the pipe."""
     from pipekit.executors._wire import read_frame, write_frame
-    from pipekit.executors.base import invoke
+    from pipekit.executors.base import invoke_captured
 
     rfd, wfd = int(argv[0]), int(argv[1])
     first = read_frame(rfd)
@@ -65,7 +65,8 @@ def main(argv: list[str]) -> int:
             )
             write_frame(wfd, _dump(Outcome(key, False, None, error, format_error(error))))
             continue
-        write_frame(wfd, _dump(invoke(job)))
+        # Whatever the task raises here is its error: Ctrl-C stops the run in the parent.
+        write_frame(wfd, _dump(invoke_captured(job)))
 
 
 if __name__ == "__main__":

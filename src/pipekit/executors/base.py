@@ -28,6 +28,7 @@ __all__ = [
     "error_head",
     "format_error",
     "invoke",
+    "invoke_captured",
     "task_failed",
 ]
 
@@ -145,6 +146,21 @@ def invoke(job: Job) -> Outcome:
     finally:
         _current.reset(token)
     return Outcome(job.key, True, value)
+
+
+def invoke_captured(job: Job) -> Outcome:
+    """Run one job like :func:`invoke`, but return *every* exception as a failed outcome.
+
+    For threads and processes other than the loop's, where no signal handler raises:
+    whatever escapes the task there (a ``BaseException`` subclass of its own, say) was
+    raised by the task itself, so it is the attempt's error, as :func:`task_failed`
+    would have it were the task running in the loop's thread with no interruption
+    to tell apart.
+    """
+    try:
+        return invoke(job)
+    except BaseException as exc:  # never let an attempt end without an outcome
+        return Outcome(job.key, False, None, exc, format_error(exc))
 
 
 @runtime_checkable

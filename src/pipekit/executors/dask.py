@@ -57,7 +57,7 @@ from pipekit.executors.base import (
     check_max_workers,
     error_head,
     format_error,
-    invoke,
+    invoke_captured,
 )
 
 if TYPE_CHECKING:
@@ -385,7 +385,10 @@ def _attempt(
         )
         raise _Failed(error, format_error(error)) from None
     job = replace(shell, args=tuple(args), kwargs=kwargs)
-    outcome = invoke(job) if job.timeout is None else _invoke_with_timeout(job, job.timeout)
+    # A worker thread: whatever the task raises is its error (invoke_captured).
+    outcome = (
+        invoke_captured(job) if job.timeout is None else _invoke_with_timeout(job, job.timeout)
+    )
     if outcome.ok:
         return outcome.value
     assert outcome.error is not None
@@ -396,7 +399,9 @@ def _invoke_with_timeout(job: Job, timeout: float) -> Outcome:
     """Run ``job`` in a helper thread; give up on it after ``timeout`` seconds."""
     box: list[Outcome] = []
     helper = threading.Thread(
-        target=lambda: box.append(invoke(job)), name=f"pipekit-{job.context.task}", daemon=True
+        target=lambda: box.append(invoke_captured(job)),
+        name=f"pipekit-{job.context.task}",
+        daemon=True,
     )
     helper.start()
     helper.join(timeout)

@@ -36,7 +36,7 @@ import time
 from collections import deque
 
 from pipekit.errors import PipekitError
-from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
+from pipekit.executors.base import Job, Outcome, Report, check_max_workers, invoke, invoke_captured
 
 __all__ = ["ThreadsExecutor"]
 
@@ -44,14 +44,6 @@ __all__ = ["ThreadsExecutor"]
 def default_threads() -> int:
     """The default pool size, as concurrent.futures picks it: min(32, cpus + 4)."""
     return min(32, (os.cpu_count() or 1) + 4)
-
-
-def _attempt(job: Job) -> Outcome:
-    """Run ``job``; whatever escapes :func:`invoke` (KeyboardInterrupt) still gives an outcome."""
-    try:
-        return invoke(job)
-    except BaseException as exc:  # never let a job end without an outcome
-        return Outcome(job.key, False, None, exc, format_error(exc))
 
 
 class _Seat:
@@ -178,7 +170,7 @@ class ThreadsExecutor:
         while taken is not None:
             job, report = taken
             began = clock()
-            outcome = _attempt(job)
+            outcome = invoke_captured(job)
             ctx = job.context
             quick[ctx.dag, ctx.task] = clock() - began < self.quick
             with self._lock:
