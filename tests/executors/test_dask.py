@@ -323,3 +323,20 @@ def test_an_unreachable_scheduler_in_the_environment_names_the_variable(
     for executor in (DaskExecutor(), DaskExecutor.shared()):
         with pytest.raises(pipekit.PipekitError, match=r"\$PIPEKIT_DASK_ADDRESS"):
             executor.start(lambda outcome: None)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"cluster_options": 5}, "cluster_options=5"),
+        ({"cluster_options": [("n_workers", 1)]}, "cluster_options=[('n_workers', 1)]"),
+        ({"cluster_options": {1: 2}}, "cluster_options={1: 2}"),
+        ({"address": 8786}, "address=8786"),
+        ({"address": ""}, "address=''"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_value(options: dict[str, Any], fragment: str) -> None:
+    """DaskExecutor(...) with an option of the wrong kind raises PipekitError quoting it."""
+    with pytest.raises(pipekit.PipekitError) as info:
+        DaskExecutor(**options)
+    assert fragment in str(info.value)

@@ -130,6 +130,19 @@ class DaskExecutor:
         cluster_options: Mapping[str, Any] | None = None,
     ) -> None:
         check_max_workers(max_workers)
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise PipekitError(
+                f"DaskExecutor address={address!r} is not a scheduler address; pass one such "
+                "as 'tcp://scheduler:8786', or none to use $PIPEKIT_DASK_ADDRESS or a local cluster"
+            )
+        if cluster_options is not None and (
+            not isinstance(cluster_options, Mapping)
+            or not all(isinstance(k, str) for k in cluster_options)
+        ):
+            raise PipekitError(
+                f"DaskExecutor cluster_options={cluster_options!r} must be a mapping of "
+                "LocalCluster options, such as {'n_workers': 2, 'threads_per_worker': 1}"
+            )
         if address is not None and client is not None:
             raise PipekitError(
                 "DaskExecutor takes a scheduler address or a client, not both; pass one"
