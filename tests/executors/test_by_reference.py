@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -57,3 +59,27 @@ def test_lambdas_closures_and_plain_functions_keep_travelling_as_before() -> Non
 
     for fn in (lambda: 1, local, pipelines.block_until_released, pipelines.note):
         assert sendable(_job(fn)).fn is fn
+
+
+def test_a_module_outside_the_workers_path_is_imported_from_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder put on sys.path after a worker started is where its module is looked for."""
+    (tmp_path / "late_tasks.py").write_text(
+        "import threading\n"
+        "from pipekit import task\n"
+        "LOCK = threading.Lock()\n"
+        "@task\n"
+        "def late(x):\n"
+        "    with LOCK:\n"
+        "        return x * 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import late_tasks  # type: ignore[import-not-found]
+
+    data = cloudpickle.dumps(sendable(_job(late_tasks.late.fn)))
+    monkeypatch.delitem(sys.modules, "late_tasks")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    fn = pickle.loads(data).fn  # as in a worker whose sys.path lacks tmp_path
+    assert fn(2) == 6
+    assert str(tmp_path) in sys.path

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,20 +33,24 @@ class TaskFunction:
     returns the function of the :class:`~pipekit.task.Task` named ``qualname`` there.
     """
 
-    __slots__ = ("fn", "module", "qualname")
+    __slots__ = ("fn", "module", "qualname", "root")
 
-    def __init__(self, fn: Callable[..., Any], module: str, qualname: str) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], module: str, qualname: str, root: str | None = None
+    ) -> None:
         self.fn = fn
         self.module = module
         self.qualname = qualname
+        self.root = root
+        """The folder the module's top-level package was imported from, if known."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function."""
         return self.fn(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as the module and qualified name only."""
-        return (resolve, (self.module, self.qualname))
+        """Pickle as the module, the qualified name and the folder to import it from."""
+        return (resolve, (self.module, self.qualname, self.root))
 
     def __repr__(self) -> str:
         """Name the function it refers to."""
@@ -62,14 +67,23 @@ def _lookup(module: str, qualname: str) -> Any:
     return found
 
 
-def resolve(module: str, qualname: str) -> Callable[..., Any]:
+def resolve(module: str, qualname: str, root: str | None = None) -> Callable[..., Any]:
     """The function of the task ``module.qualname`` (importing the module); in a worker.
+
+    A module not importable with the worker's ``sys.path`` (a folder added to the
+    submitting process's path after the worker started) is looked for in ``root``.
 
     Raises:
         ImportError: the module cannot be imported here.
         AttributeError: it has no task or function of that name.
     """
-    importlib.import_module(module)
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        if root is None or root in sys.path:
+            raise
+        sys.path.append(root)
+        importlib.import_module(module)
     found = _lookup(module, qualname)
     from pipekit.task import Task
 
@@ -104,7 +118,17 @@ def _by_reference(fn: Callable[..., Any]) -> TaskFunction | None:
     parts = module.split(".")
     if any(".".join(parts[:n]) in by_value for n in range(1, len(parts) + 1)):
         return None
-    return TaskFunction(fn, module, qualname)
+    return TaskFunction(fn, module, qualname, _root(module))
+
+
+def _root(module: str) -> str | None:
+    """The folder that holds ``module``'s top-level package (or module), if it has a file."""
+    top = sys.modules.get(module.split(".", 1)[0])
+    file = getattr(top, "__file__", None)
+    if not isinstance(file, str):
+        return None
+    folder = os.path.dirname(os.path.abspath(file))
+    return os.path.dirname(folder) if hasattr(top, "__path__") else folder
 
 
 def sendable(job: Job) -> Job:
