@@ -321,3 +321,17 @@ def halting(workdir: str) -> None:
     """halt (with a timeout, so never in the loop's thread) raises Halt; source(6) runs."""
     halt()
     source(workdir, 6)
+
+
+@task
+def perish_on_the_2nd(ds: Any) -> int:
+    """Kill the worker process on the 2nd of the month; else return the worker's pid."""
+    if ds.day == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@dag
+def daily_perishing(ds: Any) -> None:
+    """perish_on_the_2nd(ds): a backfill's second date kills its worker."""
+    perish_on_the_2nd(ds)

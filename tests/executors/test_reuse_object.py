@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+import pipekit
 from pipekit.context import TaskContext
 from pipekit.executors import Executor, Job, Outcome, SequentialExecutor, ThreadsExecutor
 from pipekit.stores.memory import MemoryStore
 
-from .pipelines import calls, chain, failing, perishing
+from .pipelines import calls, chain, daily_perishing, failing, perishing
 
 WAIT = 2.0
 """Upper bound, in seconds, on waiting for an outcome; passing tests never wait this long."""
@@ -101,6 +102,38 @@ def test_a_worker_dying_in_a_second_run_on_one_object_fails_its_attempt(
     assert died.error is not None
     assert died.error.startswith("WorkerDied:")
     assert run.tasks["source"].result == 9
+
+
+def test_a_backfill_given_a_processes_object_reports_a_worker_death() -> None:
+    """A backfill runs date after date on the object; a death on date 2 fails only date 2."""
+    from pipekit.executors.processes import ProcessesExecutor
+
+    engine = ProcessesExecutor(1)
+    outcome: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def backfill() -> None:
+        try:
+            outcome.put(
+                pipekit.backfill(
+                    daily_perishing,
+                    "2024-01-01",
+                    "2024-01-03",
+                    executor=engine,
+                    store=MemoryStore(),
+                    progress=False,
+                )
+            )
+        except BaseException as exc:  # pragma: no cover - only on a regression
+            outcome.put(exc)
+
+    threading.Thread(target=backfill, daemon=True).start()
+    report = outcome.get(timeout=WORKER_DEATH_LIMIT)  # raises queue.Empty if it hangs
+    assert not isinstance(report, BaseException), report
+    states = [run.state for _, run in sorted(report.runs.items())]
+    assert states == ["success", "failed", "success"]
+    died = sorted(report.runs.items())[1][1].tasks["perish_on_the_2nd"]
+    assert died.error is not None
+    assert died.error.startswith("WorkerDied:")
 
 
 # -- the threads executor, job by job -------------------------------------------------------
