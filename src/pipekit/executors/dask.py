@@ -38,7 +38,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pickle
 import sys
 import threading
 import uuid
@@ -48,8 +47,9 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pipekit.errors import PipekitError, TaskTimeout
+from pipekit.errors import PipekitError
 from pipekit.executors._byref import sendable
+from pipekit.executors._daskworker import Failed, attempt
 from pipekit.executors.base import (
     Job,
     Outcome,
@@ -57,7 +57,6 @@ from pipekit.executors.base import (
     check_max_workers,
     error_head,
     format_error,
-    invoke_captured,
 )
 
 if TYPE_CHECKING:
@@ -268,7 +267,7 @@ class DaskExecutor:
             self._keys[dask_key] = (job.key, report)
         try:  # serializes the arguments: one that cannot be pickled raises here
             future = self.client.submit(
-                _attempt,
+                attempt,
                 payload,
                 list(sys.path),
                 job.args,
@@ -329,7 +328,8 @@ class DaskExecutor:
         """Give up on attempt ``key`` (its timeout passed): cancel its future, never report it.
 
         The worker gives up on the attempt by itself when its own clock reaches the
-        attempt's timeout, which frees the worker's slot (see :func:`_attempt`).
+        attempt's timeout, which frees the worker's slot (see
+        :func:`pipekit.executors._daskworker.attempt`).
         """
         with self._lock:
             future = self._running.pop(key, None)
@@ -363,81 +363,6 @@ class DaskExecutor:
                 _cancel(client, futures)
 
 
-# -- on the worker ----------------------------------------------------------------------
-
-
-class _Failed(Exception):
-    """Carries a failed attempt's exception and traceback text from the worker.
-
-    Its message is the text's first line: that is what Dask's worker log shows.
-    """
-
-    def __init__(self, error: BaseException, text: str) -> None:
-        super().__init__(text.split("\n", 1)[0])
-        self.error = error
-        self.text = text
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle the exception and the text, not just the message."""
-        return (_Failed, (self.error, self.text))
-
-
-def _attempt(
-    payload: bytes, paths: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """Run one attempt on a worker: return its value, or raise :class:`_Failed`."""
-    for path in paths:
-        if path not in sys.path:
-            sys.path.append(path)
-    try:
-        shell: Job = pickle.loads(payload)
-    except Exception as exc:  # the task's code cannot be rebuilt on this worker
-        error = RuntimeError(
-            f"the task could not be loaded on the Dask worker ({error_head(exc)}); "
-            "install its module on the workers or share the DAG files' folder with them"
-        )
-        raise _Failed(error, format_error(error)) from None
-    job = replace(shell, args=tuple(args), kwargs=kwargs)
-    # A worker thread: whatever the task raises is its error (invoke_captured).
-    outcome = (
-        invoke_captured(job) if job.timeout is None else _invoke_with_timeout(job, job.timeout)
-    )
-    if outcome.ok:
-        return outcome.value
-    assert outcome.error is not None
-    raise _Failed(_sendable(outcome.error), outcome.error_text or repr(outcome.error)) from None
-
-
-def _invoke_with_timeout(job: Job, timeout: float) -> Outcome:
-    """Run ``job`` in a helper thread; give up on it after ``timeout`` seconds."""
-    box: list[Outcome] = []
-    helper = threading.Thread(
-        target=lambda: box.append(invoke_captured(job)),
-        name=f"pipekit-{job.context.task}",
-        daemon=True,
-    )
-    helper.start()
-    helper.join(timeout)
-    if box:
-        return box[0]
-    exc = TaskTimeout(job.context.task, timeout)  # the thread is abandoned, as threads does
-    return Outcome(job.key, False, None, exc, format_error(exc))
-
-
-def _sendable(error: BaseException) -> BaseException:
-    """``error`` if it survives pickling, else a RuntimeError that says it could not."""
-    import cloudpickle
-
-    try:
-        pickle.loads(cloudpickle.dumps(error))
-    except Exception as exc:
-        return RuntimeError(
-            f"the task's error cannot be sent back from the Dask worker ({error_head(exc)}): "
-            f"{error_head(error)}"
-        )
-    return error
-
-
 # -- in the submitting process ---------------------------------------------------------
 
 
@@ -459,7 +384,7 @@ def _failure(key: int, exc: BaseException | None) -> Outcome:
     """The outcome of a future that erred."""
     from distributed import KilledWorker
 
-    if isinstance(exc, _Failed):
+    if isinstance(exc, Failed):
         return Outcome(key, False, None, exc.error, exc.text)
     if isinstance(exc, KilledWorker):
         return _worker_died(key, str(getattr(exc.last_worker, "address", "")))
