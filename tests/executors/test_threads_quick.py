@@ -276,7 +276,9 @@ def test_a_backfill_runs_quick_branches_in_the_loop_thread_after_the_first_date(
     assert all(r.state is State.SUCCESS for r in runs)
     me = _thread_name()
     first_date, later = WHERE[:4], WHERE[4:]
-    assert me not in {name for _, name in first_date}  # not known yet: all on workers
+    # Not known yet: the first attempt runs on a worker. (Once it has ended, a branch
+    # still queued on the first date may already run here, if no worker is busy then.)
+    assert first_date[0][1] != me
     assert me in {name for _, name in later}
     assert len(later) == 20  # each branch ran once per date, wherever it ran
     attempts = [t.attempts for r in runs for t in r.tasks.values()]
