@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -264,6 +265,40 @@ def test_a_callback_that_raises_is_logged_and_the_run_still_succeeds() -> None:
     ]
     assert all(e["error"] == "RuntimeError: notifier down" for e in failed)
     assert all(e["log_level"] == "warning" and e["run_id"] == r.id for e in failed)
+
+
+def exits(event: Event) -> None:
+    """A callback that calls sys.exit(), as a careless script might."""
+    sys.exit(3)
+
+
+class Unprintable(Exception):
+    """An exception whose str() raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def unprintable(event: Event) -> None:
+    """A callback raising an exception that cannot be turned into text."""
+    raise Unprintable()
+
+
+def test_a_callback_calling_sys_exit_is_logged_and_later_callbacks_still_run() -> None:
+    """SystemExit (a BaseException) in a callback no longer ends the callback thread."""
+    after = Recorder()
+    d, _ = flaky_dag(
+        fail_load=False, task_on_success=[exits, unprintable, after], dag_on_success=after
+    )
+    with capture_logs() as logs:
+        r = d.run(ds="2024-01-05", store=MemoryStore(), executor="sequential")
+    assert r.state == "success"
+    assert [(e.kind, e.task) for e in after.events] == [("success", "load"), ("success", None)]
+    failed = [e for e in logs if e["event"] == "callback_failed"]
+    assert [(e["callback"], e["error"]) for e in failed] == [
+        ("exits", "SystemExit: 3"),
+        ("unprintable", "Unprintable: <exception str() failed>"),
+    ]
 
 
 def test_a_callback_that_raises_does_not_change_a_failed_run() -> None:

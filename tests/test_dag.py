@@ -209,3 +209,27 @@ def test_date_annotation_kinds() -> None:
         "d": "int",
         "e": None,
     }
+
+
+@pytest.mark.parametrize("name", [5, "", "daily sales", "-x", "a/b", b"etl"])
+def test_a_dag_name_that_is_not_a_name_is_refused_at_once(name: Any) -> None:
+    """@dag(name=...) takes letters, digits, _, . and - (as YAML DAG names do)."""
+    with pytest.raises(pipekit.DefinitionError, match=r"name=") as info:
+        dag(name=name)
+    assert repr(name) in str(info.value)
+
+
+def test_dag_names_may_use_dots_and_hyphens() -> None:
+    """The YAML rule: 'daily-sales.v2' is a valid DAG name."""
+
+    @dag(name="daily-sales.v2")
+    def g() -> None:
+        one()
+
+    assert g.name == "daily-sales.v2"
+
+
+def test_the_dag_class_refuses_a_name_that_is_not_a_string() -> None:
+    """DAG(fn, name=5), bypassing the decorator, is refused too."""
+    with pytest.raises(pipekit.DefinitionError, match="name=5"):
+        pipekit.DAG(lambda: None, name=5)  # type: ignore[arg-type]

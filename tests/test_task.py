@@ -115,3 +115,28 @@ def test_task_applied_twice_is_refused() -> None:
 
     with pytest.raises(pipekit.DefinitionError, match="already a task"):
         task(f)
+
+
+def _plus(a: int, b: int) -> int:
+    return a + b
+
+
+def test_a_partial_is_named_after_its_function() -> None:
+    """task(functools.partial(f, 1)) takes f's name; name= still overrides it."""
+    import functools
+
+    assert task(functools.partial(_plus, 1)).name == "_plus"
+    assert task(functools.partial(functools.partial(_plus), 1))(2) == 3
+    assert task(name="plus_one")(functools.partial(_plus, 1)).name == "plus_one"
+
+
+def test_a_callable_without_a_name_needs_name() -> None:
+    """A callable object has no __name__: DefinitionError says to pass name=."""
+
+    class Adder:
+        def __call__(self, x: int) -> int:
+            return x + 1
+
+    with pytest.raises(pipekit.DefinitionError, match=r"no __name__.*name="):
+        task(Adder())
+    assert task(name="adder")(Adder())(1) == 2

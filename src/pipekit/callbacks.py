@@ -6,7 +6,8 @@ task; a DAG's ``on_failure``/``on_success`` fire once per run when it ends (and 
 the end of a backfill, with a summary), its ``on_retry`` for every retry of any of its
 tasks. Callbacks run in order on one background thread per run, so a slow webhook never
 holds up the tasks, and all of them have been called when ``run()`` returns. A callback
-that raises is logged (``callback_failed``) and never changes the run's outcome.
+that raises (even ``sys.exit()``) is logged (``callback_failed``), the next callbacks
+still run, and it never changes the run's outcome.
 """
 
 from __future__ import annotations
@@ -95,6 +96,26 @@ def callbacks(value: Any, option: str) -> tuple[Callback, ...]:
     return tuple(items)
 
 
+def _name(target: Callback) -> str:
+    """The callback's ``__name__``, else its repr (a repr that raises: its type's name)."""
+    name = getattr(target, "__name__", None)
+    if isinstance(name, str):
+        return name
+    try:
+        return repr(target)
+    except Exception:
+        return type(target).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    """``"Type: message"``; an exception whose str() raises is worded as traceback does."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    return f"{type(exc).__name__}: {message}"
+
+
 class Dispatcher:
     """Calls callbacks in order on one background thread; :meth:`close` waits for them."""
 
@@ -125,13 +146,15 @@ class Dispatcher:
             for target in targets:
                 try:
                     target(event)
-                except Exception as exc:  # a notifier never changes the run's outcome
+                # A notifier never changes the run's outcome, nor stops this thread: even
+                # sys.exit() in a callback is only logged (no signal ever reaches here).
+                except BaseException as exc:
                     self._log.warning(
                         "callback_failed",
-                        callback=getattr(target, "__name__", repr(target)),
+                        callback=_name(target),
                         kind=event.kind,
                         task=event.task,
-                        error=f"{type(exc).__name__}: {exc}",
+                        error=_describe(exc),
                     )
 
     def close(self) -> None:

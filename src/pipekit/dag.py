@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import os
+import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -175,6 +176,21 @@ class _DagBuilder:
                     ups.append(u.task_id)
 
 
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+"""What a DAG name may be: as in a YAML DAG file (letters, digits, _, . and -)."""
+
+
+def _check_name(name: object) -> str:
+    """Return ``name`` if it is a valid DAG name, else raise DefinitionError naming it."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise DefinitionError(
+            f"DAG name={name!r} is not a name; use letters, digits, _, . and -, starting "
+            "with a letter, digit or _ (such as 'daily_sales'), or leave it out to use the "
+            "function's name"
+        )
+    return name
+
+
 def _topological(dag_name: str, upstream: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     """Kahn's algorithm, stable in definition order; raise CycleError naming a cycle."""
     downstream: dict[str, list[str]] = {t: [] for t in upstream}
@@ -242,6 +258,8 @@ class DAG:
         from pipekit.callbacks import callbacks
 
         self.fn = fn
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise DefinitionError(f"DAG name={name!r} must be a non-empty string")
         self.name = name or fn.__name__
         self.description = description if description is not None else inspect.getdoc(fn)
         self.tz = _check_tz(self.name, tz)
@@ -488,7 +506,8 @@ def dag(
 
     Args:
         fn: the function (when used bare as ``@dag``).
-        name: the DAG's name (default: the function's name).
+        name: the DAG's name (default: the function's name): letters, digits, ``_``,
+            ``.`` and ``-``, starting with a letter, digit or ``_``, as in a YAML DAG file.
         description: a description (default: the function's docstring).
         tz: the IANA timezone of the schedule, in which date strings without a zone are
             read (default UTC).
@@ -506,7 +525,12 @@ def dag(
         ... def etl(ds, region="eu"):
         ...     load(transform(extract(ds)), ds)
         >>> run = etl.run(ds="2024-01-05")
+
+    Raises:
+        DefinitionError: an option is invalid (the message names it).
     """
+    if name is not None:
+        _check_name(name)
 
     def wrap(f: Callable[..., Any]) -> DAG:
         if isinstance(f, DAG):

@@ -87,7 +87,7 @@ class Task(Generic[P, R]):
         if not callable(fn):
             raise DefinitionError(f"@task needs a function, got {fn!r}")
         self.fn = fn
-        self.name = name or fn.__name__
+        self.name = name or _default_name(fn)
         self.retry = retry
         self.timeout = timeout
         self.persist = persist
@@ -107,6 +107,24 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         """Show the task's name and policy."""
         return f"<Task {self.name} retries={self.retry.retries} timeout={self.timeout}>"
+
+
+def _default_name(fn: Callable[..., Any]) -> str:
+    """The function's ``__name__`` (a ``functools.partial``'s: its function's).
+
+    Raises:
+        DefinitionError: ``fn`` has no name (a callable object): give ``name=``.
+    """
+    inner: Any = fn
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    found = getattr(inner, "__name__", None)
+    if isinstance(found, str) and found:
+        return found
+    raise DefinitionError(
+        f"@task cannot name {fn!r}, which has no __name__; give the task a name: "
+        "task(name='load')(...)"
+    )
 
 
 class TaskRef:

@@ -2,8 +2,8 @@
 
 Tasks report what they did through files in the run's ``workdir`` parameter rather
 than through module state, because state in a worker process never reaches the test.
-Task functions travel to worker processes by value (cloudpickle); the helpers they
-call travel by reference, so a worker imports this module, which stays light.
+Task functions and the helpers they call travel to worker processes by reference, so
+a worker imports this module, which stays light.
 """
 
 from __future__ import annotations
@@ -264,3 +264,74 @@ def gathering(workdir: str) -> None:
     """Four meet tasks that can only finish if all four run at once."""
     for name in "abcd":
         meet(workdir, name, 4)
+
+
+# -- one executor object, run after run --------------------------------------------------
+
+
+@task
+def perish() -> None:
+    """Kill the worker process running it (no retries: the run fails with WorkerDied)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dag
+def perishing(workdir: str) -> None:
+    """perish kills its worker; an independent source(9) still succeeds."""
+    perish()
+    source(workdir, 9)
+
+
+# -- an error that cannot be turned into text ---------------------------------------------
+
+
+class Unprintable(Exception):
+    """An exception whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this error fails on purpose")
+
+
+@task
+def raise_unprintable() -> None:
+    raise Unprintable("hidden")
+
+
+@dag
+def unprintable(workdir: str) -> None:
+    """raise_unprintable fails with an Unprintable; an independent source(4) succeeds."""
+    raise_unprintable()
+    source(workdir, 4)
+
+
+# -- a BaseException raised by the task itself, away from the loop's thread ---------------
+
+
+class Halt(BaseException):
+    """A BaseException that is neither an Exception nor one task_failed() lists."""
+
+
+@task(timeout=5)
+def halt() -> None:
+    raise Halt("halted on purpose")
+
+
+@dag
+def halting(workdir: str) -> None:
+    """halt (with a timeout, so never in the loop's thread) raises Halt; source(6) runs."""
+    halt()
+    source(workdir, 6)
+
+
+@task
+def perish_on_the_2nd(ds: Any) -> int:
+    """Kill the worker process on the 2nd of the month; else return the worker's pid."""
+    if ds.day == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@dag
+def daily_perishing(ds: Any) -> None:
+    """perish_on_the_2nd(ds): a backfill's second date kills its worker."""
+    perish_on_the_2nd(ds)

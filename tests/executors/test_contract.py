@@ -23,10 +23,12 @@ from .pipelines import (
     diamond,
     failing,
     gives_up,
+    halting,
     introspect,
     recovers,
     stuck,
     unpicklable_error,
+    unprintable,
 )
 
 EXECUTORS = ["sequential", "threads", "processes", "dask"]
@@ -118,6 +120,22 @@ def test_an_error_that_cannot_be_pickled_keeps_its_text(
 
 
 @every_executor
+def test_an_error_whose_str_raises_fails_only_its_task(
+    executor: str, store: MemoryStore, workdir: str
+) -> None:
+    """An exception whose str() raises fails its task (text as traceback words it); no more."""
+    run = unprintable.run(executor=executor, store=store, workdir=workdir, raise_on_failure=False)
+    failed = run.tasks["raise_unprintable"]
+    assert failed.state == "failed"
+    assert failed.attempts == 1
+    assert failed.error is not None
+    assert failed.error.startswith("Unprintable: <exception str() failed>")
+    assert "in raise_unprintable" in failed.error
+    assert run.tasks["source"].result == 4
+    assert run.state == "failed"
+
+
+@every_executor
 def test_a_base_exception_other_than_ctrl_c_fails_only_its_task(
     executor: str, store: MemoryStore, workdir: str
 ) -> None:
@@ -130,6 +148,22 @@ def test_a_base_exception_other_than_ctrl_c_fails_only_its_task(
     assert run.tasks["double"].state == "upstream_failed"
     assert run.tasks["source"].state == "success"
     assert run.state == "failed"  # and run() returned: the run was not interrupted
+
+
+@every_executor
+def test_a_base_exception_raised_in_a_timed_attempt_is_its_error_not_a_timeout(
+    executor: str, store: MemoryStore, workdir: str
+) -> None:
+    """A task with a timeout runs off the loop's thread: whatever it raises is its error."""
+    started = time.monotonic()
+    run = halting.run(executor=executor, store=store, workdir=workdir, raise_on_failure=False)
+    assert time.monotonic() - started < WALL_LIMIT  # well before the 5 s timeout
+    failed = run.tasks["halt"]
+    assert failed.state == "failed"
+    assert failed.attempts == 1
+    assert failed.error is not None
+    assert failed.error.startswith("Halt: halted on purpose")
+    assert run.tasks["source"].result == 6
 
 
 @every_executor

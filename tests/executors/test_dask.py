@@ -9,6 +9,7 @@ worker processes (``dask_cluster`` in conftest.py).
 from __future__ import annotations
 
 import os
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -244,3 +245,98 @@ def test_an_address_and_a_client_together_are_refused() -> None:
 def test_gather_passes_plain_values_through() -> None:
     """gather() returns values that are not futures (skipped tasks' outputs, say) as they are."""
     assert DaskExecutor().gather([1, 2]) == [1, 2]
+
+
+@task
+def lock_kind(lock: Any) -> str:
+    return type(lock).__name__
+
+
+@dag
+def locked_argument() -> None:
+    """lock_kind gets a lock as a literal argument: it cannot reach the cluster."""
+    lock_kind(threading.Lock())
+    forty_one()
+
+
+def test_an_argument_that_cannot_be_pickled_fails_its_task_not_the_run(
+    dask_cluster: Any, store: MemoryStore
+) -> None:
+    """Client.submit refusing a task's arguments fails that task; the rest of the run goes on."""
+    run = locked_argument.run(executor="dask", store=store, raise_on_failure=False)
+    failed = run.tasks["lock_kind"]
+    assert failed.state == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith("PipekitError: task 'lock_kind' could not be submitted")
+    assert "cannot pickle '_thread.lock' object" in failed.error
+    assert run.tasks["forty_one"].result == 41
+
+
+def test_a_function_that_cannot_be_pickled_fails_its_task_not_the_run(
+    dask_cluster: Any, store: MemoryStore
+) -> None:
+    """A closure over a lock cannot be sent to the cluster: its task fails with the reason."""
+    lock = threading.Lock()
+
+    def guarded() -> int:
+        with lock:
+            return 1
+
+    guarded_task = task(guarded)
+
+    @dag
+    def closure() -> None:
+        guarded_task()
+
+    run = closure.run(executor="dask", store=store, raise_on_failure=False)
+    failed = run.tasks["guarded"]
+    assert failed.state == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith("PipekitError: task 'guarded' cannot be sent to the Dask")
+
+
+@pytest.fixture
+def quick_connect() -> Iterator[None]:
+    """Give up connecting to a scheduler after 50 ms."""
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "50ms"}):
+        yield
+
+
+@pytest.mark.usefixtures("quick_connect")
+def test_an_unreachable_scheduler_is_a_pipekit_error_naming_the_address() -> None:
+    """start() on an address where no scheduler listens raises PipekitError, not OSError."""
+    executor = DaskExecutor("tcp://127.0.0.1:1")
+    with pytest.raises(pipekit.PipekitError, match=r"'tcp://127\.0\.0\.1:1' \(given to Dask"):
+        executor.start(lambda outcome: None)
+
+
+@pytest.mark.usefixtures("quick_connect")
+def test_an_unreachable_scheduler_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """executor="dask" with $PIPEKIT_DASK_ADDRESS pointing nowhere says to check that variable."""
+    from pipekit.executors.dask import ADDRESS_ENV
+
+    monkeypatch.setenv(ADDRESS_ENV, "tcp://127.0.0.1:1")
+    for executor in (DaskExecutor(), DaskExecutor.shared()):
+        with pytest.raises(pipekit.PipekitError, match=r"\$PIPEKIT_DASK_ADDRESS"):
+            executor.start(lambda outcome: None)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"cluster_options": 5}, "cluster_options=5"),
+        ({"cluster_options": [("n_workers", 1)]}, "cluster_options=[('n_workers', 1)]"),
+        ({"cluster_options": {1: 2}}, "cluster_options={1: 2}"),
+        ({"address": 8786}, "address=8786"),
+        ({"address": ""}, "address=''"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_value(options: dict[str, Any], fragment: str) -> None:
+    """DaskExecutor(...) with an option of the wrong kind raises PipekitError quoting it."""
+    with pytest.raises(pipekit.PipekitError) as info:
+        DaskExecutor(**options)
+    assert fragment in str(info.value)

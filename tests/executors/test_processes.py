@@ -207,7 +207,7 @@ def _gone(pid: int) -> bool:
     """True when process ``pid`` has ended (exited, or a zombie awaiting its reaper)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it is read
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 def _dump(outcome: Any) -> bytes:
     """The outcome as a frame: plain pickle when it can (cloudpickle costs 10-25 ms to import)."""
-    from pipekit.executors.base import Outcome
+    from pipekit.executors.base import Outcome, error_head
 
     try:
         try:
@@ -32,7 +32,7 @@ def _dump(outcome: Any) -> bytes:
 
         what = "result" if outcome.ok else "error"
         error = RuntimeError(
-            f"the task's {what} cannot be sent back from the worker process ({exc}); "
+            f"the task's {what} cannot be sent back from the worker process ({error_head(exc)}); "
             "return picklable values (or use the threads executor)"
         )
         text = outcome.error_text if not outcome.ok else f"RuntimeError: {error}"
@@ -42,7 +42,7 @@ def _dump(outcome: Any) -> bytes:
 def main(argv: list[str]) -> int:
     """Serve jobs until the parent closes the pipe."""
     from pipekit.executors._wire import read_frame, write_frame
-    from pipekit.executors.base import invoke
+    from pipekit.executors.base import invoke_captured
 
     rfd, wfd = int(argv[0]), int(argv[1])
     first = read_frame(rfd)
@@ -57,15 +57,16 @@ def main(argv: list[str]) -> int:
         try:
             job = pickle.loads(payload)
         except Exception as exc:  # the task's code cannot be rebuilt here: fail the attempt
-            from pipekit.executors.base import Outcome, format_error
+            from pipekit.executors.base import Outcome, error_head, format_error
 
             error = RuntimeError(
                 f"task {task_id!r} could not be loaded in the worker process "
-                f"({type(exc).__name__}: {exc}); define tasks in importable modules or files"
+                f"({error_head(exc)}); define tasks in importable modules or files"
             )
             write_frame(wfd, _dump(Outcome(key, False, None, error, format_error(error))))
             continue
-        write_frame(wfd, _dump(invoke(job)))
+        # Whatever the task raises here is its error: Ctrl-C stops the run in the parent.
+        write_frame(wfd, _dump(invoke_captured(job)))
 
 
 if __name__ == "__main__":

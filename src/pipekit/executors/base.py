@@ -25,8 +25,10 @@ __all__ = [
     "Outcome",
     "Report",
     "check_max_workers",
+    "error_head",
     "format_error",
     "invoke",
+    "invoke_captured",
     "task_failed",
 ]
 
@@ -75,10 +77,30 @@ Report = Callable[[Outcome], None]
 """The callback an executor calls, from any thread, once per finished job."""
 
 
+def error_head(exc: BaseException) -> str:
+    """Return ``"Type: message"`` for ``exc``; never raises.
+
+    An exception whose ``str()`` raises reads ``"Type: <exception str() failed>"``, as
+    :mod:`traceback` words it.
+    """
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    return f"{type(exc).__name__}: {message}"
+
+
 def format_error(exc: BaseException) -> str:
-    """Return ``"Type: message"``, a blank line, then the traceback text."""
-    head = f"{type(exc).__name__}: {exc}"
-    tb = "".join(traceback.format_exception(exc)).rstrip()
+    """Return ``"Type: message"``, a blank line, then the traceback text; never raises.
+
+    A message or traceback that cannot be turned into text is replaced by a note, so
+    that an odd exception fails its task instead of the run (or the worker process).
+    """
+    head = error_head(exc)
+    try:
+        tb = "".join(traceback.format_exception(exc)).rstrip()
+    except Exception as problem:
+        tb = f"(the traceback could not be formatted: {error_head(problem)})"
     return f"{head}\n\n{tb}"
 
 
@@ -124,6 +146,21 @@ def invoke(job: Job) -> Outcome:
     finally:
         _current.reset(token)
     return Outcome(job.key, True, value)
+
+
+def invoke_captured(job: Job) -> Outcome:
+    """Run one job like :func:`invoke`, but return *every* exception as a failed outcome.
+
+    For threads and processes other than the loop's, where no signal handler raises:
+    whatever escapes the task there (a ``BaseException`` subclass of its own, say) was
+    raised by the task itself, so it is the attempt's error, as :func:`task_failed`
+    would have it were the task running in the loop's thread with no interruption
+    to tell apart.
+    """
+    try:
+        return invoke(job)
+    except BaseException as exc:  # never let an attempt end without an outcome
+        return Outcome(job.key, False, None, exc, format_error(exc))
 
 
 @runtime_checkable

@@ -25,10 +25,12 @@ executor contract (:mod:`pipekit.executors.base`) onto Dask:
 * **Timeouts.** The worker runs an attempt that has a timeout in a helper thread and
   gives up on it when the time is up, freeing the worker's slot (the thread is
   abandoned, as the threads executor does); the loop cancels the attempt's future.
-* **Code reaches the workers** as the processes executor sends it: the task function
-  and its context are cloudpickled, and the worker adds the submitting process's
-  ``sys.path`` entries it lacks, so DAG files importable here are importable on workers
-  that share the file system. Workers need pipekit (and the tasks' libraries) installed.
+* **Code reaches the workers** as the processes executor sends it: a ``@task``
+  function of an importable module by reference (the worker imports the module), any
+  other function by value (cloudpickle), with the attempt's context; the worker adds
+  the submitting process's ``sys.path`` entries it lacks, so DAG files importable here
+  are importable on workers that share the file system. Workers need pipekit (and the
+  tasks' libraries) installed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pickle
 import sys
 import threading
 import uuid
@@ -46,8 +47,17 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pipekit.errors import PipekitError, TaskTimeout
-from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
+from pipekit.errors import PipekitError
+from pipekit.executors._byref import sendable
+from pipekit.executors._daskworker import Failed, attempt
+from pipekit.executors.base import (
+    Job,
+    Outcome,
+    Report,
+    check_max_workers,
+    error_head,
+    format_error,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
@@ -119,6 +129,19 @@ class DaskExecutor:
         cluster_options: Mapping[str, Any] | None = None,
     ) -> None:
         check_max_workers(max_workers)
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise PipekitError(
+                f"DaskExecutor address={address!r} is not a scheduler address; pass one such "
+                "as 'tcp://scheduler:8786', or none to use $PIPEKIT_DASK_ADDRESS or a local cluster"
+            )
+        if cluster_options is not None and (
+            not isinstance(cluster_options, Mapping)
+            or not all(isinstance(k, str) for k in cluster_options)
+        ):
+            raise PipekitError(
+                f"DaskExecutor cluster_options={cluster_options!r} must be a mapping of "
+                "LocalCluster options, such as {'n_workers': 2, 'threads_per_worker': 1}"
+            )
         if address is not None and client is not None:
             raise PipekitError(
                 "DaskExecutor takes a scheduler address or a client, not both; pass one"
@@ -136,9 +159,10 @@ class DaskExecutor:
         self._shared = False
         self._lock = threading.Lock()
         self._report: Report | None = None
-        self._running: dict[int, Future[Any]] = {}
-        self._keys: dict[str, int] = {}  # Dask key -> Job key, for worker-loss events
-        self._given_up: set[int] = set()  # cancelled by the loop, or failed by an event
+        self._running: dict[int, Future[Any]] = {}  # this run's attempts, by Job key
+        # Dask key -> Job key and the report of the run that submitted it (worker-loss events)
+        self._keys: dict[str, tuple[int, Report]] = {}
+        self._given_up: set[str] = set()  # Dask keys cancelled by the loop or failed by an event
 
     def __repr__(self) -> str:
         """Show where attempts go."""
@@ -173,7 +197,8 @@ class DaskExecutor:
             return _shared_client()
         address = self.address or os.environ.get(ADDRESS_ENV)
         if address:
-            client = Client(address, set_as_default=False)
+            where = "given to DaskExecutor" if self.address else f"in ${ADDRESS_ENV}"
+            client = _client(address, where)
         else:
             cluster = local_cluster(**self.cluster_options)
             self._own.append(cluster)
@@ -209,7 +234,12 @@ class DaskExecutor:
     # -- the executor contract -----------------------------------------------------
 
     def start(self, report: Report) -> None:
-        """Connect, watch for dead workers, and size :attr:`capacity` to the cluster."""
+        """Connect, watch for dead workers, and size :attr:`capacity` to the cluster.
+
+        Raises:
+            PipekitError: the scheduler cannot be reached (naming its address and
+                where it came from), or dask.distributed is not installed.
+        """
         client = self.client
         self._report = report
         _watch(client, self)
@@ -224,42 +254,50 @@ class DaskExecutor:
         assert report is not None, "start() first"
         ctx = job.context
         try:
-            payload = cloudpickle.dumps(replace(job, args=(), kwargs={}))
+            payload = cloudpickle.dumps(sendable(replace(job, args=(), kwargs={})))
         except Exception as exc:
             err = PipekitError(
                 f"task {ctx.task!r} cannot be sent to the Dask cluster "
-                f"({type(exc).__name__}: {exc}); define tasks in importable modules or files"
+                f"({error_head(exc)}); define tasks in importable modules or files"
             )
             report(Outcome(job.key, False, None, err, f"PipekitError: {err}"))
             return
         dask_key = f"{ctx.task}-{ctx.run_id}-{ctx.attempt}-{uuid.uuid4().hex[:8]}"
         with self._lock:
-            self._keys[dask_key] = job.key
-        future = self.client.submit(
-            _attempt,
-            payload,
-            list(sys.path),
-            job.args,
-            dict(job.kwargs),
-            key=dask_key,
-            pure=False,
-            retries=0,
-        )
+            self._keys[dask_key] = (job.key, report)
+        try:  # serializes the arguments: one that cannot be pickled raises here
+            future = self.client.submit(
+                attempt,
+                payload,
+                list(sys.path),
+                job.args,
+                dict(job.kwargs),
+                key=dask_key,
+                pure=False,
+                retries=0,
+            )
+        except Exception as exc:  # fail this attempt, never the run
+            with self._lock:
+                self._keys.pop(dask_key, None)
+            report(_not_submitted(job, exc))
+            return
         with self._lock:
             self._running[job.key] = future
-        future.add_done_callback(lambda f: self._done(job.key, dask_key, f))
+        future.add_done_callback(lambda f: self._done(job.key, dask_key, f, report))
 
-    def _done(self, key: int, dask_key: str, future: Future[Any]) -> None:
-        """Report how the attempt's future ended (from Dask's callback thread)."""
+    def _done(self, key: int, dask_key: str, future: Future[Any], report: Report) -> None:
+        """Report how the attempt's future ended (from Dask's callback thread).
+
+        ``report`` is the one of the run that submitted it: a reused executor may serve
+        another run by the time an earlier run's attempt ends.
+        """
         with self._lock:
-            self._running.pop(key, None)
+            if self._running.get(key) is future:
+                del self._running[key]
             self._keys.pop(dask_key, None)
-            if key in self._given_up:
-                self._given_up.discard(key)
+            if dask_key in self._given_up:
+                self._given_up.discard(dask_key)
                 return
-        report = self._report
-        if report is None:
-            return
         try:
             outcome = _outcome(key, future)
         except BaseException as exc:  # the client lost its scheduler, say: never leave it unsaid
@@ -268,19 +306,19 @@ class DaskExecutor:
 
     def _workers_lost(self, dask_keys: Iterable[str], worker: str) -> None:
         """Fail the attempts that were running on a worker that died (an event arrived)."""
-        lost: list[tuple[int, Future[Any] | None]] = []
+        lost: list[tuple[int, Report, Future[Any] | None]] = []
         with self._lock:
             for dask_key in dask_keys:
-                key = self._keys.pop(dask_key, None)
-                if key is not None and key not in self._given_up:
-                    lost.append((key, self._running.pop(key, None)))
-                    self._given_up.add(key)  # its future's own ending is not reported
-        report = self._report
-        if not lost or report is None:
+                found = self._keys.pop(dask_key, None)
+                if found is not None and dask_key not in self._given_up:
+                    key, report = found
+                    lost.append((key, report, self._running.pop(key, None)))
+                    self._given_up.add(dask_key)  # its future's own ending is not reported
+        if not lost:
             return
-        for key, _ in lost:
+        for key, report, _ in lost:
             report(_worker_died(key, worker))
-        futures = [f for _, f in lost if f is not None]
+        futures = [f for _, _, f in lost if f is not None]
         client = self._client
         if futures and client is not None:
             # Called on Dask's event loop, where a blocking call would deadlock.
@@ -290,13 +328,14 @@ class DaskExecutor:
         """Give up on attempt ``key`` (its timeout passed): cancel its future, never report it.
 
         The worker gives up on the attempt by itself when its own clock reaches the
-        attempt's timeout, which frees the worker's slot (see :func:`_attempt`).
+        attempt's timeout, which frees the worker's slot (see
+        :func:`pipekit.executors._daskworker.attempt`).
         """
         with self._lock:
             future = self._running.pop(key, None)
             if future is None:
                 return  # it has finished: its outcome is reported (and ignored)
-            self._given_up.add(key)
+            self._given_up.add(str(future.key))
         with contextlib.suppress(Exception):
             future.cancel()
 
@@ -313,84 +352,15 @@ class DaskExecutor:
         """
         with self._lock:
             futures = list(self._running.values())
+            self._running.clear()  # the next run's keys start again: never confuse them
             if cancel:
-                self._given_up.update(self._running)
-                self._running.clear()
+                self._given_up.update(str(f.key) for f in futures)
                 self._keys.clear()
         client = self._client
         if client is not None:
             _unwatch(client, self)
             if cancel and futures:
                 _cancel(client, futures)
-
-
-# -- on the worker ----------------------------------------------------------------------
-
-
-class _Failed(Exception):
-    """Carries a failed attempt's exception and traceback text from the worker.
-
-    Its message is the text's first line: that is what Dask's worker log shows.
-    """
-
-    def __init__(self, error: BaseException, text: str) -> None:
-        super().__init__(text.split("\n", 1)[0])
-        self.error = error
-        self.text = text
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle the exception and the text, not just the message."""
-        return (_Failed, (self.error, self.text))
-
-
-def _attempt(
-    payload: bytes, paths: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """Run one attempt on a worker: return its value, or raise :class:`_Failed`."""
-    for path in paths:
-        if path not in sys.path:
-            sys.path.append(path)
-    try:
-        shell: Job = pickle.loads(payload)
-    except Exception as exc:  # the task's code cannot be rebuilt on this worker
-        error = RuntimeError(
-            f"the task could not be loaded on the Dask worker ({type(exc).__name__}: {exc}); "
-            "install its module on the workers or share the DAG files' folder with them"
-        )
-        raise _Failed(error, format_error(error)) from None
-    job = replace(shell, args=tuple(args), kwargs=kwargs)
-    outcome = invoke(job) if job.timeout is None else _invoke_with_timeout(job, job.timeout)
-    if outcome.ok:
-        return outcome.value
-    assert outcome.error is not None
-    raise _Failed(_sendable(outcome.error), outcome.error_text or repr(outcome.error)) from None
-
-
-def _invoke_with_timeout(job: Job, timeout: float) -> Outcome:
-    """Run ``job`` in a helper thread; give up on it after ``timeout`` seconds."""
-    box: list[Outcome] = []
-    helper = threading.Thread(
-        target=lambda: box.append(invoke(job)), name=f"pipekit-{job.context.task}", daemon=True
-    )
-    helper.start()
-    helper.join(timeout)
-    if box:
-        return box[0]
-    exc = TaskTimeout(job.context.task, timeout)  # the thread is abandoned, as threads does
-    return Outcome(job.key, False, None, exc, format_error(exc))
-
-
-def _sendable(error: BaseException) -> BaseException:
-    """``error`` if it survives pickling, else a RuntimeError that says it could not."""
-    import cloudpickle
-
-    try:
-        pickle.loads(cloudpickle.dumps(error))
-    except Exception as exc:
-        return RuntimeError(
-            f"the task's error cannot be sent back from the Dask worker ({exc}): {error!r}"
-        )
-    return error
 
 
 # -- in the submitting process ---------------------------------------------------------
@@ -414,13 +384,25 @@ def _failure(key: int, exc: BaseException | None) -> Outcome:
     """The outcome of a future that erred."""
     from distributed import KilledWorker
 
-    if isinstance(exc, _Failed):
+    if isinstance(exc, Failed):
         return Outcome(key, False, None, exc.error, exc.text)
     if isinstance(exc, KilledWorker):
         return _worker_died(key, str(getattr(exc.last_worker, "address", "")))
     if exc is None:
         exc = PipekitError("the attempt's Dask task failed without an error")
     return Outcome(key, False, None, exc, format_error(exc))
+
+
+def _not_submitted(job: Job, exc: Exception) -> Outcome:
+    """The outcome of an attempt that ``Client.submit`` refused (its arguments, mostly)."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+    detail = error_head(cause).strip().split("\n", 1)[0][:300]
+    err = PipekitError(
+        f"task {job.context.task!r} could not be submitted to the Dask cluster "
+        f"({detail}); pass picklable arguments (a value that "
+        "cannot be pickled can only go to the threads or sequential executor)"
+    )
+    return Outcome(job.key, False, None, err, f"PipekitError: {err}")
 
 
 def _worker_died(key: int, worker: str) -> Outcome:
@@ -502,9 +484,31 @@ def _shared_client() -> Client:
         if not _shared:
             atexit.register(close_shared)
         cluster = None if address else local_cluster()
-        client = Client(address or cluster, set_as_default=False)
+        client = (
+            _client(address, f"in ${ADDRESS_ENV}")
+            if address
+            else Client(cluster, set_as_default=False)
+        )
         _shared[address] = (client, cluster)
         return client
+
+
+def _client(address: str, where: str) -> Client:
+    """A client of the scheduler at ``address`` (``where``: where the address came from).
+
+    Raises:
+        PipekitError: the scheduler cannot be reached, or the address is malformed.
+    """
+    from distributed import Client
+
+    try:
+        return Client(address, set_as_default=False)
+    except Exception as exc:  # OSError (refused, timed out), ValueError (a bad address)
+        raise PipekitError(
+            f"cannot connect to the Dask scheduler at {address!r} ({where}): "
+            f"{type(exc).__name__}: {exc}; check the address and that the scheduler is "
+            f"running, or unset ${ADDRESS_ENV} and give no address to start a local cluster"
+        ) from exc
 
 
 def close_shared() -> None:

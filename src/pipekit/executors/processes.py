@@ -4,7 +4,8 @@ Each worker is a fresh ``python -m pipekit.executors._procworker`` process (not 
 fork, so it is safe in threaded programs, and not multiprocessing's spawn, so a
 script without an ``if __name__ == "__main__"`` guard works too). Tasks, arguments
 and results cross as cloudpickle frames over pipes; functions defined in
-``__main__`` or in closures travel by value. A timed-out attempt's worker is
+``__main__`` or in closures travel by value, ``@task`` functions of importable
+modules by reference (the worker imports their module). A timed-out attempt's worker is
 terminated and replaced; a worker that dies fails its attempt.
 """
 
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipekit.errors import PipekitError
+from pipekit.executors._byref import sendable
 from pipekit.executors._wire import read_frame, write_frame
-from pipekit.executors.base import Job, Outcome, Report, check_max_workers
+from pipekit.executors.base import Job, Outcome, Report, check_max_workers, error_head
 
 __all__ = ["ProcessesExecutor"]
 
@@ -32,6 +34,9 @@ class _Worker:
     wfd: int
     rfd: int
     job: int | None = None
+    report: Report | None = None  # where the outcome of ``job`` goes: the run that sent it
+    cancelled: bool = False  # its job timed out and it was killed: it reports nothing more
+    retired: bool = False  # shut down with the run that used it: never serves another
     dead: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     write_open: bool = True
@@ -54,15 +59,15 @@ class ProcessesExecutor:
         self._idle: list[_Worker] = []
         self._busy: dict[int, _Worker] = {}
         self._all: set[_Worker] = set()
-        self._cancelled: set[int] = set()
         self._report: Report | None = None
-        self._closing = False
 
     def start(self, report: Report) -> None:
         """Remember where outcomes go; workers start as work arrives.
 
         Called again for each run when one executor serves several runs in turn (a
-        backfill's dates): its idle workers then serve the next run.
+        backfill's dates): its idle workers then serve the next run. After
+        :meth:`shutdown` the workers of earlier runs are retired: each reports only
+        to the run that sent its job, so they never touch the next run.
         """
         self._report = report
 
@@ -106,18 +111,19 @@ class ProcessesExecutor:
                     continue
                 err = PipekitError(
                     "the task's outcome could not be read back from the worker process "
-                    f"({type(load_error).__name__}: {load_error}); return and raise "
+                    f"({error_head(load_error)}); return and raise "
                     "picklable objects"
                 )
                 outcome = Outcome(key, False, None, err, f"PipekitError: {err}")
             with self._lock:
-                self._busy.pop(outcome.key, None)
-                worker.job = None
-                if not self._closing:
+                if self._busy.get(outcome.key) is worker:
+                    del self._busy[outcome.key]
+                report = worker.report  # the run that sent the job, not a later one
+                worker.job = worker.report = None
+                if not (worker.retired or worker.cancelled):
                     self._idle.append(worker)
-            report = self._report  # read per outcome: a reused executor serves run after run
-            assert report is not None
-            report(outcome)
+            if report is not None and not worker.cancelled:
+                report(outcome)
         # The pipe closed: the worker exited, was killed, or is being shut down.
         code = worker.proc.wait()
         with self._lock:
@@ -125,13 +131,12 @@ class ProcessesExecutor:
             self._all.discard(worker)
             if worker in self._idle:
                 self._idle.remove(worker)
-            key = worker.job
-            lost = key is not None and key not in self._cancelled and not self._closing
-            if key is not None:
-                self._busy.pop(key, None)
+            key, report = worker.job, worker.report
+            lost = key is not None and not worker.cancelled and not worker.retired
+            if key is not None and self._busy.get(key) is worker:
+                del self._busy[key]
         os.close(worker.rfd)
         worker.close_write()
-        report = self._report
         if lost and key is not None and report is not None:
             exc = PipekitError(
                 f"the worker process running this attempt died (exit code {code}); "
@@ -146,17 +151,18 @@ class ProcessesExecutor:
         report = self._report
         assert report is not None
         try:
-            payload = pickle.dumps((job.key, job.context.task, cloudpickle.dumps(job)))
+            payload = pickle.dumps((job.key, job.context.task, cloudpickle.dumps(sendable(job))))
         except Exception as exc:
             err = PipekitError(
                 f"task {job.context.task!r} or its arguments cannot be sent to a worker process "
-                f"({type(exc).__name__}: {exc}); pass picklable values or use the threads executor"
+                f"({error_head(exc)}); pass picklable values or use the threads executor"
             )
             report(Outcome(job.key, False, None, err, f"PipekitError: {err}"))
             return
         with self._lock:
             worker = self._idle.pop() if self._idle else self._spawn()
             worker.job = job.key
+            worker.report = report
             self._busy[job.key] = worker
         with worker.lock:
             sent = worker.write_open
@@ -172,8 +178,9 @@ class ProcessesExecutor:
     def cancel(self, key: int) -> None:
         """Terminate the worker running ``key``; a new one starts on the next submit."""
         with self._lock:
-            self._cancelled.add(key)
             worker = self._busy.pop(key, None)
+            if worker is not None:
+                worker.cancelled = True
         if worker is not None:
             _kill(worker.proc)
 
@@ -184,8 +191,11 @@ class ProcessesExecutor:
         reap them, so a run does not wait for interpreters to tear down.
         """
         with self._lock:
-            self._closing = True
             workers = list(self._all)
+            for w in workers:
+                w.retired = True  # its reader no longer pools it or reports it lost
+            self._all.clear()
+            self._busy.clear()
             self._idle.clear()
         for w in workers:
             if cancel and w.job is not None:

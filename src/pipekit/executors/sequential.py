@@ -10,7 +10,15 @@ from __future__ import annotations
 import threading
 
 from pipekit.errors import TaskTimeout
-from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
+from pipekit.executors.base import (
+    Job,
+    Outcome,
+    Report,
+    check_max_workers,
+    format_error,
+    invoke,
+    invoke_captured,
+)
 
 __all__ = ["SequentialExecutor"]
 
@@ -37,11 +45,13 @@ class SequentialExecutor:
             return
         box: list[Outcome] = []
         worker = threading.Thread(
-            target=lambda: box.append(invoke(job)), name=f"pipekit-{job.context.task}", daemon=True
+            target=lambda: box.append(invoke_captured(job)),
+            name=f"pipekit-{job.context.task}",
+            daemon=True,
         )
         worker.start()
         worker.join(job.timeout)
-        if box:
+        if box:  # it ended, whatever it raised (the helper thread catches everything)
             self._report(box[0])
         else:  # still running: abandon the thread, the run goes on
             exc = TaskTimeout(job.context.task, job.timeout)

@@ -36,7 +36,7 @@ import time
 from collections import deque
 
 from pipekit.errors import PipekitError
-from pipekit.executors.base import Job, Outcome, Report, check_max_workers, format_error, invoke
+from pipekit.executors.base import Job, Outcome, Report, check_max_workers, invoke, invoke_captured
 
 __all__ = ["ThreadsExecutor"]
 
@@ -46,12 +46,20 @@ def default_threads() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def _attempt(job: Job) -> Outcome:
-    """Run ``job``; whatever escapes :func:`invoke` (KeyboardInterrupt) still gives an outcome."""
-    try:
-        return invoke(job)
-    except BaseException as exc:  # never let a job end without an outcome
-        return Outcome(job.key, False, None, exc, format_error(exc))
+class _Seat:
+    """One worker thread: its sleep lock, its pool generation, whether its job was abandoned.
+
+    :meth:`ThreadsExecutor.shutdown` starts a new generation, so that a thread of an
+    earlier run never takes a job of the next one.
+    """
+
+    __slots__ = ("abandoned", "asleep", "generation")
+
+    def __init__(self, generation: int) -> None:
+        self.asleep = threading.Lock()  # held while the thread sleeps; released to wake it
+        self.asleep.acquire()
+        self.generation = generation
+        self.abandoned = False
 
 
 class ThreadsExecutor:
@@ -78,15 +86,15 @@ class ThreadsExecutor:
         self.quick = float(quick)
         """Seconds: a task whose last attempt here took less may run in the loop's thread."""
         self._lock = threading.Lock()  # guards every field below
-        self._jobs: deque[Job] = deque()
+        # Queued jobs, each with where its outcome goes (the run that submitted it).
+        self._jobs: deque[tuple[Job, Report]] = deque()
         # One lock per sleeping worker, held while it sleeps; releasing it wakes that
         # worker. Last in, first out: the thread that ran most recently is woken first.
         self._idle: list[threading.Lock] = []
         self._searching = 0  # workers woken or started that have not looked at _jobs yet
-        self._threads = 0  # live workers, less those abandoned or told to exit
-        self._retiring = 0  # workers to exit when they next find no job (shutdown)
-        self._running: set[int] = set()  # keys of jobs that a worker has taken
-        self._cancelled: set[int] = set()  # keys whose worker was abandoned
+        self._threads = 0  # live workers of this generation, less those abandoned
+        self._generation = 0  # counts shutdowns: workers of an older one exit when next free
+        self._running: dict[int, _Seat] = {}  # keys of jobs a worker has taken, and the worker
         self._report: Report | None = None
         self._quick: dict[tuple[str, str], bool] = {}  # (dag, task) -> its last attempt was
         self._timer = time.perf_counter  # times attempts for ``quick`` (tests replace it)
@@ -95,7 +103,8 @@ class ThreadsExecutor:
         """Remember where outcomes go; threads start as work arrives.
 
         Called again for each run when one executor serves several runs in turn (a
-        backfill's dates): its idle threads then serve the next run.
+        backfill's dates): its idle threads then serve the next run. After
+        :meth:`shutdown`, the threads of the earlier run exit and new ones start.
         """
         self._report = report
 
@@ -108,7 +117,9 @@ class ThreadsExecutor:
             self._searching += 1
             self._idle.pop().release()
         elif self._threads < self.capacity:
-            thread = threading.Thread(target=self._work, name="pipekit-worker", daemon=True)
+            thread = threading.Thread(
+                target=self._work, args=(self._generation,), name="pipekit-worker", daemon=True
+            )
             try:
                 thread.start()
             except RuntimeError:  # "can't start new thread": the system's thread limit
@@ -118,69 +129,69 @@ class ThreadsExecutor:
             self._searching += 1  # before the new thread can take _lock and count down
             self._threads += 1
 
-    def _take(self) -> Job | None:
-        """The next queued job, or None (the caller holds ``_lock``)."""
+    def _take(self, seat: _Seat) -> tuple[Job, Report] | None:
+        """The next queued job for the worker ``seat``, or None (the caller holds ``_lock``)."""
         jobs = self._jobs
         if not jobs:
             return None
-        job = jobs.popleft()
-        self._running.add(job.key)
+        taken = jobs.popleft()
+        self._running[taken[0].key] = seat
         if jobs and not self._searching:
             # More are queued and this job may block: another worker. If the system
             # refuses a thread, this worker comes back for the rest when it is done.
             with contextlib.suppress(RuntimeError):
                 self._wake()
-        return job
+        return taken
 
-    def _next(self, asleep: threading.Lock, searching: bool) -> Job | None:
-        """A worker's next job, sleeping on ``asleep`` while there is none; None: exit.
+    def _next(self, seat: _Seat, searching: bool) -> tuple[Job, Report] | None:
+        """A worker's next job, sleeping on its lock while there is none; None: exit.
 
-        ``searching``: the worker was counted as on its way to the queue (just started).
+        ``searching``: the worker was counted as on its way to the queue (just started
+        or woken). A worker of a generation that was shut down exits, uncounted: the
+        shutdown already reset the counts.
         """
         while True:
             with self._lock:
+                if seat.generation != self._generation:
+                    return None
                 if searching:
                     self._searching -= 1
-                job = self._take()
-                if job is not None:
-                    return job
-                if self._retiring:
-                    self._retiring -= 1
-                    return None
-                self._idle.append(asleep)
-            asleep.acquire()  # held by this worker: blocks until _wake or shutdown() releases it
+                taken = self._take(seat)
+                if taken is not None:
+                    return taken
+                self._idle.append(seat.asleep)
+            seat.asleep.acquire()  # blocks until _wake or shutdown() releases it
             searching = True
 
-    def _work(self) -> None:
-        asleep = threading.Lock()
-        asleep.acquire()
-        job = self._next(asleep, True)
+    def _work(self, generation: int) -> None:
+        seat = _Seat(generation)
+        taken = self._next(seat, True)
         quick, clock = self._quick, self._timer
-        while job is not None:
+        while taken is not None:
+            job, report = taken
             began = clock()
-            outcome = _attempt(job)
+            outcome = invoke_captured(job)
             ctx = job.context
             quick[ctx.dag, ctx.task] = clock() - began < self.quick
             with self._lock:
-                self._running.discard(job.key)
-                if job.key in self._cancelled:
-                    # This thread was replaced when its job timed out: leave quietly.
-                    self._cancelled.discard(job.key)
-                    return
-            report = self._report  # read per job: a reused executor serves run after run
-            assert report is not None
-            report(outcome)
-            job = self._next(asleep, False)
+                if self._running.get(job.key) is seat:
+                    del self._running[job.key]
+                if seat.abandoned:
+                    return  # this thread was replaced when its job timed out: leave quietly
+            report(outcome)  # to the run that submitted the job, even after a shutdown
+            taken = self._next(seat, False)
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; wake a worker for it unless one is already on its way."""
+        report = self._report
+        assert report is not None, "start() first"
         with self._lock:
-            self._jobs.append(job)
+            self._jobs.append((job, report))
             if not self._searching:
                 try:
                     self._wake()
                 except BaseException:
-                    self._jobs.remove(job)  # not queued after all: the caller sees why
+                    self._jobs.pop()  # not queued after all: the caller sees why
                     raise
 
     def run_quick(self) -> Outcome | None:
@@ -209,7 +220,7 @@ class ThreadsExecutor:
             jobs = self._jobs
             if not jobs or self._running:  # never while a worker runs a job
                 return None
-            job = jobs[-1]
+            job = jobs[-1][0]
             ctx = job.context
             if not quick.get((ctx.dag, ctx.task)):
                 return None
@@ -227,14 +238,14 @@ class ThreadsExecutor:
         A job still waiting in the queue is dropped, never run.
         """
         with self._lock:
-            if key not in self._running:
-                for job in self._jobs:
+            seat = self._running.pop(key, None)
+            if seat is None:
+                for i, (job, _) in enumerate(self._jobs):
                     if job.key == key:
-                        self._jobs.remove(job)
+                        del self._jobs[i]
                         break
                 return  # finished (its outcome is reported, and ignored), or dropped
-            self._running.discard(key)
-            self._cancelled.add(key)
+            seat.abandoned = True
             self._threads -= 1
             if self._jobs and not self._searching:
                 self._wake()
@@ -243,13 +254,16 @@ class ThreadsExecutor:
         """Tell idle threads to exit; abandoned or busy daemon threads end with their job.
 
         With ``cancel`` (an interrupted run), jobs still waiting in the queue are dropped.
+        A busy thread still reports its job's outcome to its own run, then exits: the
+        next run (if this executor serves another) gets threads of its own.
         """
         with self._lock:
             if cancel:
                 self._jobs.clear()
-            self._retiring += self._threads
+            self._generation += 1
             self._threads = 0
+            self._searching = 0
+            self._running.clear()
             idle, self._idle = self._idle, []
-            self._searching += len(idle)
         for asleep in idle:
             asleep.release()
