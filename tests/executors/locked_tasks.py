@@ -28,8 +28,10 @@ def guarded(x: int) -> tuple[int, int]:
 
 @task
 def loaded_in() -> list[int]:
-    """The module's LOADED list, as the worker running this task sees it."""
-    return list(LOADED)
+    """The module's LOADED list, as the worker running this task sees it (under the lock,
+    so this function too can only travel by reference)."""
+    with LOCK:
+        return list(LOADED)
 
 
 @dag

@@ -1,8 +1,9 @@
-"""Tasks in importable modules reach worker processes and Dask workers by reference.
+"""Task functions reach worker processes and Dask workers by value, else by reference.
 
-``@task`` leaves its :class:`pipekit.Task` wrapper under the function's name, so
-plain pickling cannot name the function and cloudpickle would copy it by value with
-its module's globals: a lock among them made every such task fail.
+By value, the worker runs exactly the parent's code. ``@task`` leaves its
+:class:`pipekit.Task` wrapper under the function's name, so a function whose module
+holds a global that cannot be pickled (a lock) fails by value: it then goes by
+reference, and the worker finds the same file (not a namesake module) again.
 """
 
 from __future__ import annotations
@@ -82,4 +83,72 @@ def test_a_module_outside_the_workers_path_is_imported_from_its_folder(
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
     fn = pickle.loads(data).fn  # as in a worker whose sys.path lacks tmp_path
     assert fn(2) == 6
-    assert str(tmp_path) in sys.path
+
+
+LOCKED_MODULE = """\
+import threading
+from pipekit import dag, task
+LOCK = threading.Lock()
+@task
+def which(x):
+    with LOCK:
+        return "{label}", x
+@dag
+def ask():
+    which(1)
+"""
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"], indirect=True)
+def test_a_reference_runs_the_parents_file_not_a_namesake_module(
+    executor: str, store: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task sent by reference whose module name the worker resolves to another folder's
+    file of the same name runs the parent's file all the same."""
+    for label in ("mine", "namesake"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "twin_tasks.py").write_text(LOCKED_MODULE.format(label=label))
+    monkeypatch.syspath_prepend(str(tmp_path / "mine"))
+    monkeypatch.setitem(sys.modules, "twin_tasks", None)  # so: removed again afterwards
+    del sys.modules["twin_tasks"]
+    import twin_tasks  # type: ignore[import-not-found]
+
+    monkeypatch.syspath_prepend(str(tmp_path / "namesake"))  # first on the worker's path
+    run = twin_tasks.ask.run(executor=executor, store=store)
+    assert run.tasks["which"].result == ("mine", 1)
+
+
+HELPERS = """\
+from pipekit import task
+@task
+def double(x):
+    return {body}
+"""
+
+
+def test_tasks_of_two_folders_with_a_module_of_one_name_each_run_their_own(
+    store: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Functions that pickle go by value: a worker never picks up a namesake module."""
+    from pipekit.loader import dags_in, load_file
+
+    for team, body in (("a", "x * 2"), ("b", "'WRONG MODULE'")):
+        (tmp_path / team).mkdir()
+        (tmp_path / team / "helpers.py").write_text(HELPERS.format(body=body))
+    (tmp_path / "a" / "flow.py").write_text(
+        "from pipekit import dag\nfrom helpers import double\n@dag\ndef flow_a():\n    double(21)\n"
+    )
+    (tmp_path / "b" / "other.py").write_text(
+        "from pipekit import dag\nimport helpers\n@dag\ndef flow_b():\n    helpers.double(1)\n"
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "helpers", None)  # so: removed again afterwards
+    del sys.modules["helpers"]
+    found = [
+        d
+        for f in (tmp_path / "a" / "flow.py", tmp_path / "b" / "other.py")
+        for d in dags_in(load_file(f))
+    ]
+    flow_a = next(d for d in found if d.name == "flow_a")
+    run = flow_a.run(executor="processes", store=store)
+    assert run.tasks["double"].result == 42

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from pipekit import dag, task
 from pipekit.stores.memory import MemoryStore
@@ -225,3 +228,80 @@ def test_timed_out_worker_is_terminated(store: MemoryStore, workdir: str) -> Non
     while not _gone(worker) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _gone(worker)
+
+
+def test_a_terminal_ctrl_c_lets_the_running_backfill_date_finish(tmp_path: Path) -> None:
+    """Ctrl-C reaches the worker processes too (one process group): they leave it to
+    pipekit, so a backfill's first Ctrl-C lets the running date succeed, as promised."""
+    script = Path(__file__).with_name("ctrl_c_backfill.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("2024-")]
+    assert lines == ["2024-01-01 success", "2024-01-02 not_run", "2024-01-03 not_run"], (
+        proc.stdout + proc.stderr
+    )
+
+
+class _PausingLock:
+    """The executor's lock; the reader thread pauses once right after releasing it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.armed = True
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+        if self.armed and threading.current_thread().name == "pipekit-proc-reader":
+            self.armed = False
+            self.paused.set()
+            self.resume.wait(10)
+
+
+def _say_done() -> str:
+    return "first done"
+
+
+def _sleep_long() -> None:
+    time.sleep(30)  # killed by the cancel
+
+
+def test_an_outcome_read_as_its_worker_takes_a_job_that_is_cancelled_is_still_reported() -> None:
+    """The first job's outcome is read and its worker is idle again; before the outcome is
+    reported, the worker takes a second job that times out. The first is still reported."""
+    from pipekit.context import TaskContext
+    from pipekit.executors import Job
+    from pipekit.executors.processes import ProcessesExecutor
+
+    def job(key: int, fn: Any, timeout: float | None = None) -> Job:
+        return Job(key, fn, (), {}, TaskContext("run", "dag", fn.__name__, 1, {}), timeout)
+
+    reported: list[Any] = []
+    executor = ProcessesExecutor(max_workers=2)
+    pausing = _PausingLock()
+    executor._lock = pausing  # type: ignore[assignment]
+    executor.start(reported.append)
+    try:
+        executor.submit(job(1, _say_done))
+        assert pausing.paused.wait(10)  # outcome 1 read, its worker back in the pool
+        executor.submit(job(2, _sleep_long, timeout=0.1))
+        executor.cancel(2)  # the second job timed out: its worker is killed
+        pausing.resume.set()
+        deadline = time.monotonic() + 10
+        while not reported and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        pausing.resume.set()
+        executor.shutdown(cancel=True)
+    assert [(o.key, o.ok, o.value) for o in reported] == [(1, True, "first done")]

@@ -1,15 +1,14 @@
-"""Send a ``@task`` function to another process by reference when its module is importable.
+"""Send a ``@task`` function to another process: by value, else by reference.
 
-``@task`` leaves a :class:`~pipekit.task.Task` under the function's name in its module
-(``functools.update_wrapper`` copies ``__module__`` and ``__qualname__``), so pickle's
-lookup of ``module.qualname`` finds the wrapper, not the function, and cloudpickle
-falls back to pickling the function *by value*, module globals included. That ships
-module data with every job, gives the worker a copy of module state instead of the
-module itself, and fails outright for a global that cannot be pickled (a
-``threading.Lock``). :func:`sendable` swaps such a function for a :class:`TaskFunction`,
-which pickles as ``(module, qualname)`` and unpickles, in the worker, to the function
-of the Task found there. Everything else (lambdas, closures, functions in
-``__main__`` or in DAG files loaded by path) still travels by value.
+A task's function travels by value (cloudpickle), as it always has: the worker runs
+exactly the code the parent has, whatever modules of the same name the worker's path
+or a long-lived Dask worker's ``sys.modules`` hold. By value fails when the function's
+module holds a global that cannot be pickled (a ``threading.Lock``): ``@task`` leaves
+a :class:`~pipekit.task.Task` under the function's name, so cloudpickle cannot name
+the function and copies its globals. :func:`dumps_job` then sends the function as a
+:class:`TaskFunction`: a reference ``(module, qualname, file)`` that the worker
+resolves to the Task's function, importing the module by name only when that gives
+the same file, and loading the file itself under a private name otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Any
 
 from pipekit.executors.base import Job
 
-__all__ = ["TaskFunction", "resolve", "sendable"]
+__all__ = ["TaskFunction", "dumps_job", "resolve", "sendable"]
 
 
 class TaskFunction:
@@ -33,24 +32,31 @@ class TaskFunction:
     returns the function of the :class:`~pipekit.task.Task` named ``qualname`` there.
     """
 
-    __slots__ = ("fn", "module", "qualname", "root")
+    __slots__ = ("file", "fn", "module", "qualname", "root")
 
     def __init__(
-        self, fn: Callable[..., Any], module: str, qualname: str, root: str | None = None
+        self,
+        fn: Callable[..., Any],
+        module: str,
+        qualname: str,
+        root: str | None = None,
+        file: str | None = None,
     ) -> None:
         self.fn = fn
         self.module = module
         self.qualname = qualname
         self.root = root
         """The folder the module's top-level package was imported from, if known."""
+        self.file = file
+        """The module's file, absolute: the worker runs that file's code, not a namesake's."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function."""
         return self.fn(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as the module, the qualified name and the folder to import it from."""
-        return (resolve, (self.module, self.qualname, self.root))
+        """Pickle as the module, the qualified name, its folder and its file."""
+        return (resolve, (self.module, self.qualname, self.root, self.file))
 
     def __repr__(self) -> str:
         """Name the function it refers to."""
@@ -67,11 +73,15 @@ def _lookup(module: str, qualname: str) -> Any:
     return found
 
 
-def resolve(module: str, qualname: str, root: str | None = None) -> Callable[..., Any]:
+def resolve(
+    module: str, qualname: str, root: str | None = None, file: str | None = None
+) -> Callable[..., Any]:
     """The function of the task ``module.qualname`` (importing the module); in a worker.
 
     A module not importable with the worker's ``sys.path`` (a folder added to the
     submitting process's path after the worker started) is looked for in ``root``.
+    When the module that name gives here is not ``file`` (another folder's module of
+    the same name), ``file`` itself is loaded under a private name.
 
     Raises:
         ImportError: the module cannot be imported here.
@@ -80,11 +90,40 @@ def resolve(module: str, qualname: str, root: str | None = None) -> Callable[...
     try:
         importlib.import_module(module)
     except ImportError:
+        if file is not None and os.path.exists(file):
+            return _from_file(file, qualname)
         if root is None or root in sys.path:
             raise
         sys.path.append(root)
         importlib.import_module(module)
-    found = _lookup(module, qualname)
+    here = getattr(sys.modules.get(module), "__file__", None)
+    if file is not None and (here is None or os.path.abspath(here) != file):
+        return _from_file(file, qualname)
+    return _function(_lookup(module, qualname), module, qualname)
+
+
+def _from_file(file: str, qualname: str) -> Callable[..., Any]:
+    """The task ``qualname`` of the module file ``file``, loaded under a private name."""
+    import hashlib
+    import importlib.util
+
+    name = "_pipekit_ref_" + hashlib.sha1(file.encode()).hexdigest()[:16]
+    loaded = sys.modules.get(name)
+    if loaded is None:
+        spec = importlib.util.spec_from_file_location(name, file)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load the task module file {file!r}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        try:
+            spec.loader.exec_module(loaded)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return _function(_lookup(name, qualname), file, qualname)
+
+
+def _function(found: Any, module: str, qualname: str) -> Callable[..., Any]:
     from pipekit.task import Task
 
     if isinstance(found, Task):
@@ -118,7 +157,9 @@ def _by_reference(fn: Callable[..., Any]) -> TaskFunction | None:
     parts = module.split(".")
     if any(".".join(parts[:n]) in by_value for n in range(1, len(parts) + 1)):
         return None
-    return TaskFunction(fn, module, qualname, _root(module))
+    file = getattr(loaded, "__file__", None)
+    where = os.path.abspath(file) if isinstance(file, str) else None
+    return TaskFunction(fn, module, qualname, _root(module), where)
 
 
 def _root(module: str) -> str | None:
@@ -135,3 +176,26 @@ def sendable(job: Job) -> Job:
     """``job`` with its function replaced by a reference where that is possible."""
     ref = _by_reference(job.fn)
     return job if ref is None else dataclasses.replace(job, fn=ref)
+
+
+def dumps_job(job: Job) -> bytes:
+    """``job`` pickled for a worker: its function by value, else by reference.
+
+    Raises:
+        Exception: what pickling by value raised, when a reference does not help (an
+            argument that cannot be pickled, a function not found in its module).
+    """
+    import cloudpickle
+
+    try:
+        data: bytes = cloudpickle.dumps(job)
+        return data
+    except Exception as by_value:
+        ref = sendable(job)
+        if ref is job:
+            raise
+        try:
+            data = cloudpickle.dumps(ref)
+        except Exception:
+            raise by_value from None
+        return data

@@ -9,6 +9,7 @@ the parent can import are importable here too.
 from __future__ import annotations
 
 import pickle
+import signal
 import sys
 from typing import Any
 
@@ -44,6 +45,10 @@ def main(argv: list[str]) -> int:
     from pipekit.executors._wire import read_frame, write_frame
     from pipekit.executors.base import invoke_captured
 
+    # A terminal's Ctrl-C reaches the whole process group, this worker included. The
+    # parent decides what it means (let running attempts finish, as a backfill's first
+    # Ctrl-C and serve() do, or kill this worker), so the task does not get it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     rfd, wfd = int(argv[0]), int(argv[1])
     first = read_frame(rfd)
     if first is None:
@@ -65,7 +70,7 @@ def main(argv: list[str]) -> int:
             )
             write_frame(wfd, _dump(Outcome(key, False, None, error, format_error(error))))
             continue
-        # Whatever the task raises here is its error: Ctrl-C stops the run in the parent.
+        # Whatever the task raises here is its error (Ctrl-C is the parent's, above).
         write_frame(wfd, _dump(invoke_captured(job)))
 
 

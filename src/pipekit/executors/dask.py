@@ -48,7 +48,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pipekit.errors import PipekitError
-from pipekit.executors._byref import sendable
+from pipekit.executors._byref import dumps_job
 from pipekit.executors._daskworker import Failed, attempt
 from pipekit.executors.base import (
     Job,
@@ -248,13 +248,11 @@ class DaskExecutor:
 
     def submit(self, job: Job) -> None:
         """Submit ``job`` as one Dask task; futures in its arguments resolve on the cluster."""
-        import cloudpickle
-
         report = self._report
         assert report is not None, "start() first"
         ctx = job.context
         try:
-            payload = cloudpickle.dumps(sendable(replace(job, args=(), kwargs={})))
+            payload = dumps_job(replace(job, args=(), kwargs={}))
         except Exception as exc:
             err = PipekitError(
                 f"task {ctx.task!r} cannot be sent to the Dask cluster "

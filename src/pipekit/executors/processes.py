@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipekit.errors import PipekitError
-from pipekit.executors._byref import sendable
+from pipekit.executors._byref import dumps_job
 from pipekit.executors._wire import read_frame, write_frame
 from pipekit.executors.base import Job, Outcome, Report, check_max_workers, error_head
 
@@ -118,11 +118,13 @@ class ProcessesExecutor:
             with self._lock:
                 if self._busy.get(outcome.key) is worker:
                     del self._busy[outcome.key]
-                report = worker.report  # the run that sent the job, not a later one
+                # The run that sent the job, not a later one; decided here, under the
+                # lock: once idle again, the worker may take (and lose) another job.
+                report = None if worker.cancelled else worker.report
                 worker.job = worker.report = None
                 if not (worker.retired or worker.cancelled):
                     self._idle.append(worker)
-            if report is not None and not worker.cancelled:
+            if report is not None:
                 report(outcome)
         # The pipe closed: the worker exited, was killed, or is being shut down.
         code = worker.proc.wait()
@@ -146,12 +148,10 @@ class ProcessesExecutor:
 
     def submit(self, job: Job) -> None:
         """Send ``job`` to an idle worker, starting one if the pool is not full."""
-        import cloudpickle
-
         report = self._report
         assert report is not None
         try:
-            payload = pickle.dumps((job.key, job.context.task, cloudpickle.dumps(sendable(job))))
+            payload = pickle.dumps((job.key, job.context.task, dumps_job(job)))
         except Exception as exc:
             err = PipekitError(
                 f"task {job.context.task!r} or its arguments cannot be sent to a worker process "
