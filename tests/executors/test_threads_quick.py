@@ -47,6 +47,19 @@ class _Timer:
         return self.now
 
 
+class _ThreadTimer(threading.local):
+    """A :class:`_Timer` per thread: an attempt seems to take ``step`` seconds, however
+    the threads of a run interleave their readings (a shared one can add them up)."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def _executor(step: float, max_workers: int = 2, quick: float = 0.001) -> ThreadsExecutor:
     """A threads executor whose attempts all seem to take ``step`` seconds."""
     executor = ThreadsExecutor(max_workers, quick=quick)
@@ -279,7 +292,13 @@ def test_a_backfill_runs_quick_branches_in_the_loop_thread_after_the_first_date(
 
     WHERE.clear()
     executor = _executor(0.0001, 4)
+    executor._timer = _ThreadTimer(0.0001)  # every branch is quick, whatever the timing
+    # On this first date every branch goes through the executor, which learns them all
+    # (else the last one may run inline, when the others have already ended).
+    executor.inline_alone = False
     first = fan.run(ds="2026-01-01", executor=executor, store=MemoryStore())
+    del executor.inline_alone  # the class's again, for the backfill
+    assert {t for _, t in executor._quick} >= {"branch", "branch__1", "branch__2", "branch__3"}
     assert first.tasks["total"].result == 8
     me = _thread_name()
     # Not known yet: the first attempt runs on a worker. (Once it has ended, a branch
