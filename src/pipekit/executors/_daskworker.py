@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import pickle
 import sys
-import threading
 from dataclasses import replace
 from typing import Any
 
-from pipekit.errors import TaskTimeout
-from pipekit.executors.base import Job, Outcome, error_head, format_error, invoke_captured
+from pipekit.executors.base import (
+    Job,
+    error_head,
+    format_error,
+    invoke_captured,
+    invoke_with_timeout,
+)
 
 __all__ = ["Failed", "attempt"]
 
@@ -50,29 +54,11 @@ def attempt(payload: bytes, paths: list[str], args: tuple[Any, ...], kwargs: dic
         raise Failed(error, format_error(error)) from None
     job = replace(shell, args=tuple(args), kwargs=kwargs)
     # A worker thread: whatever the task raises is its error (invoke_captured).
-    outcome = (
-        invoke_captured(job) if job.timeout is None else _invoke_with_timeout(job, job.timeout)
-    )
+    outcome = invoke_captured(job) if job.timeout is None else invoke_with_timeout(job, job.timeout)
     if outcome.ok:
         return outcome.value
     assert outcome.error is not None
     raise Failed(_sendable(outcome.error), outcome.error_text or repr(outcome.error)) from None
-
-
-def _invoke_with_timeout(job: Job, timeout: float) -> Outcome:
-    """Run ``job`` in a helper thread; give up on it after ``timeout`` seconds."""
-    box: list[Outcome] = []
-    helper = threading.Thread(
-        target=lambda: box.append(invoke_captured(job)),
-        name=f"pipekit-{job.context.task}",
-        daemon=True,
-    )
-    helper.start()
-    helper.join(timeout)
-    if box:
-        return box[0]
-    exc = TaskTimeout(job.context.task, timeout)  # the thread is abandoned, as threads does
-    return Outcome(job.key, False, None, exc, format_error(exc))
 
 
 def _sendable(error: BaseException) -> BaseException:

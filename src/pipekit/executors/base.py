@@ -29,6 +29,7 @@ __all__ = [
     "format_error",
     "invoke",
     "invoke_captured",
+    "invoke_with_timeout",
     "task_failed",
 ]
 
@@ -161,6 +162,31 @@ def invoke_captured(job: Job) -> Outcome:
         return invoke(job)
     except BaseException as exc:  # never let an attempt end without an outcome
         return Outcome(job.key, False, None, exc, format_error(exc))
+
+
+def invoke_with_timeout(job: Job, timeout: float) -> Outcome:
+    """Run ``job`` in a helper thread; after ``timeout`` seconds, give up on it.
+
+    The outcome is the job's own (whatever it raised, see :func:`invoke_captured`), or a
+    :class:`~pipekit.TaskTimeout` when it is still running: its thread is then
+    abandoned, as the threads executor does.
+    """
+    import threading
+
+    from pipekit.errors import TaskTimeout
+
+    box: list[Outcome] = []
+    helper = threading.Thread(
+        target=lambda: box.append(invoke_captured(job)),
+        name=f"pipekit-{job.context.task}",
+        daemon=True,
+    )
+    helper.start()
+    helper.join(timeout)
+    if box:
+        return box[0]
+    exc = TaskTimeout(job.context.task, timeout)
+    return Outcome(job.key, False, None, exc, format_error(exc))
 
 
 @runtime_checkable

@@ -7,18 +7,7 @@ run moves on when the time is up even if the function cannot be interrupted.
 
 from __future__ import annotations
 
-import threading
-
-from pipekit.errors import TaskTimeout
-from pipekit.executors.base import (
-    Job,
-    Outcome,
-    Report,
-    check_max_workers,
-    format_error,
-    invoke,
-    invoke_captured,
-)
+from pipekit.executors.base import Job, Report, check_max_workers, invoke, invoke_with_timeout
 
 __all__ = ["SequentialExecutor"]
 
@@ -42,20 +31,8 @@ class SequentialExecutor:
         assert self._report is not None, "start() first"
         if job.timeout is None:
             self._report(invoke(job))
-            return
-        box: list[Outcome] = []
-        worker = threading.Thread(
-            target=lambda: box.append(invoke_captured(job)),
-            name=f"pipekit-{job.context.task}",
-            daemon=True,
-        )
-        worker.start()
-        worker.join(job.timeout)
-        if box:  # it ended, whatever it raised (the helper thread catches everything)
-            self._report(box[0])
-        else:  # still running: abandon the thread, the run goes on
-            exc = TaskTimeout(job.context.task, job.timeout)
-            self._report(Outcome(job.key, False, None, exc, format_error(exc)))
+        else:  # in a helper thread, abandoned if still running when the time is up
+            self._report(invoke_with_timeout(job, job.timeout))
 
     def cancel(self, key: int) -> None:
         """Nothing to do: inline attempts have ended before the loop could cancel them."""
