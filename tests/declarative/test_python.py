@@ -145,3 +145,22 @@ def test_two_folders_with_a_module_of_the_same_name_each_get_their_own(
     for team, dag in dags.items():
         run = dag.run(ds="2024-01-05", store=MemoryStore(), executor=executor)
         assert run.tasks["t"].result == f"{team} 2024-01-05"
+
+
+@pytest.mark.parametrize("executor", ["sequential", "processes"])
+def test_a_module_beside_the_dag_file_may_hold_globals_that_cannot_be_pickled(
+    write: Write, forget_helpers: str, executor: str
+) -> None:
+    """A helper module with a lock: the worker gets the function by reference (its file),
+    not by value, which would try to pickle the lock."""
+    write(
+        "import threading\n_LOCK = threading.Lock()\n"
+        "def work(ds):\n    with _LOCK:\n        return 'done ' + str(ds)\n",
+        f"flows/locked/{forget_helpers}.py",
+    )
+    path = write(
+        f"params: {{ds: {{type: date}}}}\ntasks:\n  w: {{python: '{forget_helpers}:work'}}\n",
+        "flows/locked/locked.yml",
+    )
+    run = from_yaml(path).run(ds="2024-01-05", store=MemoryStore(), executor=executor)
+    assert run.tasks["w"].result == "done 2024-01-05"

@@ -7,6 +7,7 @@ memory store, SQLite and PostgreSQL are held to the same answer.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -218,3 +219,13 @@ def test_params_no_store_can_hold_are_refused_naming_the_parameter(
         store.record([RunStarted("r1", "etl", params, ["t"], at(0))])
 
     assert store.list_runs() == []
+
+
+def test_an_error_that_is_not_text_is_a_store_error(store: Store) -> None:
+    """A change whose error is not a string is refused with StoreError by every path."""
+    store.record([RunStarted("r", "d", {}, ["a"], at(0))])
+    bad: Any = ValueError("boom")
+    ended = AttemptEnded("r", "a", 1, State.FAILED, at(2), State.FAILED, bad)
+    with pytest.raises(StoreError, match="ValueError"):
+        store.record([AttemptStarted("r", "a", 1, at(1)), ended])
+    assert store.get_run("r").tasks["a"].state == "queued"  # nothing of the call applied

@@ -135,6 +135,36 @@ def _function(found: Any, module: str, qualname: str) -> Callable[..., Any]:
     raise AttributeError(f"module {module!r} has no task {qualname!r}")
 
 
+def _by_name(fn: Callable[..., Any]) -> TaskFunction | None:
+    """A :class:`TaskFunction` for a plain function that pickle would send by name.
+
+    Its module holds it under its own name (it is not a ``@task``), so pickle would
+    send ``module.name`` and the worker would import whatever module of that name its
+    path finds first (another folder's ``helpers.py``); the reference also names the
+    file, which :func:`resolve` checks.
+    """
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
+    if module == "__main__" or "<" in qualname or _lookup(module, qualname) is not fn:
+        return None
+    loaded = sys.modules.get(module)
+    file = getattr(loaded, "__file__", None)
+    if not isinstance(file, str) or _registered_by_value(module):
+        return None
+    return TaskFunction(fn, module, qualname, _root(module), os.path.abspath(file))
+
+
+def _registered_by_value(module: str) -> bool:
+    """Whether cloudpickle sends ``module`` (or a package holding it) by value."""
+    import cloudpickle
+
+    by_value = cloudpickle.list_registry_pickle_by_value()  # DAG files loaded by path
+    parts = module.split(".")
+    return any(".".join(parts[:n]) in by_value for n in range(1, len(parts) + 1))
+
+
 def _by_reference(fn: Callable[..., Any]) -> TaskFunction | None:
     """A :class:`TaskFunction` for ``fn`` if its module holds a Task of it, else None."""
     module = getattr(fn, "__module__", None)
@@ -151,11 +181,7 @@ def _by_reference(fn: Callable[..., Any]) -> TaskFunction | None:
     found = _lookup(module, qualname)
     if not isinstance(found, Task) or found.fn is not fn:
         return None
-    import cloudpickle
-
-    by_value = cloudpickle.list_registry_pickle_by_value()  # DAG files loaded by path
-    parts = module.split(".")
-    if any(".".join(parts[:n]) in by_value for n in range(1, len(parts) + 1)):
+    if _registered_by_value(module):
         return None
     file = getattr(loaded, "__file__", None)
     where = os.path.abspath(file) if isinstance(file, str) else None
@@ -187,6 +213,9 @@ def dumps_job(job: Job) -> bytes:
     """
     import cloudpickle
 
+    named = _by_name(job.fn)
+    if named is not None:  # pickle would send it by name: send the file along, checked
+        job = dataclasses.replace(job, fn=named)
     try:
         data: bytes = cloudpickle.dumps(job)
         return data

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from pipekit.errors import StoreError
-from pipekit.stores._codec import _TEXTS, store_text
+from pipekit.stores._codec import _TEXTS, store_text_or_none
 from pipekit.stores.base import AttemptEnded, AttemptStarted, Change, ResultSaved
 
 __all__ = ["GROUPED", "Plan", "plan"]
@@ -86,9 +86,7 @@ def _plan(changes: Sequence[Change], stamp: Callable[[datetime, str], Any]) -> P
             state = texts[e.state]
             task_state = texts[e.task_state]
             ended_at = stamp(e.ended_at, run_id)
-            error = e.error
-            if error is not None:  # kept as every store keeps text (NUL escaped)
-                error = store_text(error)
+            error = store_text_or_none(e.error)  # as every store keeps text (NUL escaped)
             task_error = error if state == "failed" else None
             # The group is one transaction: only the row's final value matters, so a
             # value saved before this end (the loop's order) is written with it.

@@ -203,8 +203,19 @@ def store_text(text: str) -> str:
 
 
 def store_text_or_none(text: str | None) -> str | None:
-    """Like :func:`store_text`, passing None (and anything not text) through."""
-    return store_text(text) if isinstance(text, str) else text
+    """Like :func:`store_text`, passing None through.
+
+    Raises:
+        StoreError: ``text`` is neither text nor None (an exception object, say).
+    """
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise StoreError(
+            f"cannot record {text!r} as text: it is a {type(text).__name__}; record "
+            "errors and reasons as strings (str(exc))"
+        )
+    return store_text(text)
 
 
 def check_names(run_id: str, dag: str, task_ids: Iterable[str]) -> None:

@@ -4,9 +4,9 @@
 as a Python DAG file's is); ``python: "path/to/file.py:function"`` loads a file relative
 to the DAG file. A module that lies beside the DAG file is always that file's own: when
 another DAG file's folder has a module of the same name that was imported first (Python
-keeps one per name), the one beside this file is loaded under a name of its own; and
-the functions of such modules are sent to worker processes by value, since a worker's
-``sys.path`` holds every folder and would find the first one. The function becomes the
+keeps one per name), the one beside this file is loaded under a name of its own; and a
+worker process is sent the function with its module's file, which it checks, since its
+``sys.path`` holds every folder and could find another one first. The function becomes the
 task's function as it is: at run time it is called with the run parameters (and
 ``for_each`` values) its signature names, plus the task's ``args:`` as constant keyword
 arguments; its return value is the task's result.
@@ -79,13 +79,9 @@ def _module(target: str, folder: Path, cache: dict[str, ModuleType]) -> ModuleTy
         if beside is not None and not _from(module, beside):
             # Another DAG file's folder has a module of this name, imported first and kept
             # in sys.modules: load the one beside this DAG file under a name of its own.
+            # (A worker process, whose sys.path may find another folder's module of this
+            # name first, gets the file with the function: executors/_byref.py.)
             module = _load(beside, target)
-        elif beside is not None:
-            import cloudpickle
-
-            # A worker process would import the name from its sys.path, where another
-            # DAG file's folder may come first: send the functions by value instead.
-            cloudpickle.register_pickle_by_value(module)
     cache[target] = module
     return module
 
