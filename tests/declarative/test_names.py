@@ -177,3 +177,15 @@ def test_a_mapping_that_contains_itself_through_an_alias_is_checked_once(write: 
     path = write('tasks: &x\n  a: {sh: "true", env: *x}\n')
     (problem,) = problems(path)
     assert isinstance(problem, DagFileError) and problem.key == "env.a"
+
+
+def test_a_number_key_merged_in_with_a_merge_key_is_reported_once(write: Write) -> None:
+    """env: &e {1: x} in task a, merged into task b with <<: *e: one problem, at task a."""
+    path = write(
+        "name: merge\ntasks:\n"
+        "  a:\n    sh: env\n    env: &e\n      1: x\n"
+        "  b:\n    sh: env\n    env:\n      <<: *e\n      Y: z\n"
+    )
+    found = [p for p in problems(path) if "read by YAML as a number" in str(p)]
+    assert len(found) == 1
+    assert found[0].task == "a"

@@ -429,7 +429,8 @@ def _key_types(
     Names are text; JSON Schema's ``pattern`` skips keys that are not, so they are
     found here, on the node tree, where the key's text as written is known. Mappings
     inside an ``args:`` value are the function's data and may have any keys. A node
-    reached again through an alias (``*x``, perhaps inside itself) is checked once.
+    reached again through an alias (``*x``, perhaps inside itself, or a key merged in by
+    ``<<:``) is checked once.
     """
     from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
@@ -443,6 +444,9 @@ def _key_types(
                 continue  # a complex key fails while the file is read
             kind = str(k.tag).rsplit(":", 1)[-1]
             if kind in _READ_AS and k.style is None:
+                if id(k) in seen:  # merged in by ``<<:`` from a mapping reported already
+                    continue
+                seen.add(id(k))
                 task, name = _where(path)
                 written = str(k.value)
                 fix = f"quote it: '{written}'" if written else "write a name"
