@@ -229,3 +229,20 @@ def test_an_error_that_is_not_text_is_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError, match="ValueError"):
         store.record([AttemptStarted("r", "a", 1, at(1)), ended])
     assert store.get_run("r").tasks["a"].state == "queued"  # nothing of the call applied
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda s: s.get_run("r\udc80"),
+        lambda s: s.list_runs(dag="d\x00"),
+        lambda s: s.attempts("r1", "a\udc80"),
+        lambda s: s.load_result("r1", "a\x00"),
+    ],
+    ids=["get_run", "list_runs", "attempts", "load_result"],
+)
+def test_a_read_naming_what_no_store_can_hold_is_a_store_error(store: Store, read: Any) -> None:
+    """Every store refuses it alike, naming it (a driver would raise its own error)."""
+    store.record([RunStarted("r1", "d", {}, ["a"], at(0))])
+    with pytest.raises(StoreError, match="read the run history"):
+        read(store)

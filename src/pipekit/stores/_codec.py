@@ -235,6 +235,19 @@ def check_claim(dag: str, key: str, owner: str) -> None:
     check_name(owner, "owner", doing)
 
 
+def check_lookup(
+    run_id: str | None = None, task_id: str | None = None, dag: str | None = None
+) -> None:
+    """Raise StoreError for a name no store can hold, given to a read (as to a write).
+
+    So every store answers alike: a run id with an undecodable byte is refused, naming
+    it, where a database driver would raise its own encoding error.
+    """
+    for value, what in ((run_id, "run id"), (task_id, "task id"), (dag, "DAG name")):
+        if value is not None:
+            check_name(value, what, "read the run history")
+
+
 def check_name(value: str, what: str, doing: str) -> None:
     """Raise StoreError if ``value`` (a run id, DAG name, task id...) cannot be stored as it is.
 

@@ -27,6 +27,7 @@ from pipekit.stores._codec import (
     check_added,
     check_claim,
     check_limit,
+    check_lookup,
     check_names,
     decode_params,
     duplicate_attempt,
@@ -397,6 +398,7 @@ class SQLStore(ABC):
         Raises:
             StoreError: no run has this id, or the database cannot be read.
         """
+        check_lookup(run_id=run_id)
         with self._reading() as cur:
             row = cur.execute(self.sql.select_run, (run_id,)).fetchone()
             tasks = cur.execute(self.sql.select_tasks, (run_id,)).fetchall() if row else []
@@ -431,6 +433,7 @@ class SQLStore(ABC):
             args.append(str(state))
         if limit is not None:
             args.append(limit)
+        check_lookup(dag=dag)
         with self._reading() as cur:
             rows = cur.execute(runs_sql, args).fetchall()
             task_rows = cur.execute(tasks_sql, args).fetchall() if rows else []
@@ -449,6 +452,7 @@ class SQLStore(ABC):
             StoreError: no run has this id, the run has no task ``task_id``, or the
                 database cannot be read.
         """
+        check_lookup(run_id=run_id, task_id=task_id)
         with self._reading() as cur:
             if task_id is None:
                 rows = cur.execute(self.sql.select_attempts, (run_id,)).fetchall()
@@ -463,6 +467,7 @@ class SQLStore(ABC):
 
     def load_result(self, run_id: str, task_id: str) -> bytes | None:
         """Return the pickled value saved for the task, or None."""
+        check_lookup(run_id=run_id, task_id=task_id)
         with self._reading() as cur:
             row = cur.execute(self.sql.load_result, (run_id, task_id)).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])

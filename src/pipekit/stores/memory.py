@@ -25,6 +25,7 @@ from pipekit.stores._codec import (
     check_added,
     check_claim,
     check_limit,
+    check_lookup,
     check_names,
     decode_params,
     duplicate_attempt,
@@ -329,6 +330,7 @@ class MemoryStore:
         Raises:
             StoreError: no run has this id.
         """
+        check_lookup(run_id=run_id)
         with self._lock:
             self._check_open()
             header = self._runs.get(run_id)
@@ -353,6 +355,7 @@ class MemoryStore:
             ValueError: ``limit`` is negative.
         """
         check_limit(limit)
+        check_lookup(dag=dag)
         with self._lock:
             self._check_open()
             headers = [
@@ -375,6 +378,7 @@ class MemoryStore:
         Raises:
             StoreError: no run has this id, or the run has no task ``task_id``.
         """
+        check_lookup(run_id=run_id, task_id=task_id)
         with self._lock:
             self._check_open()
             tasks = self._run_tasks(run_id)
@@ -391,6 +395,7 @@ class MemoryStore:
 
     def load_result(self, run_id: str, task_id: str) -> bytes | None:
         """Return the pickled value saved for the task, or None."""
+        check_lookup(run_id=run_id, task_id=task_id)
         with self._lock:
             self._check_open()
             return self._results.get(run_id, {}).get(task_id)
