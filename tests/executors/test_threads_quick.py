@@ -47,17 +47,9 @@ class _Timer:
         return self.now
 
 
-class _ThreadTimer(threading.local):
+class _ThreadTimer(threading.local, _Timer):
     """A :class:`_Timer` per thread: an attempt seems to take ``step`` seconds, however
     the threads of a run interleave their readings (a shared one can add them up)."""
-
-    def __init__(self, step: float) -> None:
-        self.step = step
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
 
 
 def _executor(step: float, max_workers: int = 2, quick: float = 0.001) -> ThreadsExecutor:

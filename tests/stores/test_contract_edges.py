@@ -6,7 +6,6 @@ memory store, SQLite and PostgreSQL are held to the same answer.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,15 +25,9 @@ from pipekit.stores import (
 )
 
 from .conftest import STORES
+from .test_contract import at
 
 pytestmark = pytest.mark.parametrize("store", STORES, indirect=True)
-
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    """Return the instant ``seconds`` after T0."""
-    return T0 + timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("one_call", [True, False], ids=["one call", "a call each"])
